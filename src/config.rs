@@ -1,0 +1,165 @@
+//! The one configuration of the process: every command-line flag, each also readable from the
+//! environment, parsed once in `main` and handed down. Nothing else reads the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::roles::Role;
+
+/// The development JWT secret; `serve` warns loudly when it is still in use.
+pub const DEV_JWT_SECRET: &str = "customer360-dev-secret-change-me";
+
+#[derive(Debug, Parser)]
+#[command(name = "customer360", version, about = "Customer 360 service for e-commerce admins")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP + WebSocket server; applies pending migrations on start.
+    Serve(ServeConfig),
+    /// Applies the embedded migrations and exits.
+    Migrate,
+    /// Loads deterministic, realistic demo data.
+    Seed(SeedConfig),
+    /// Prints a signed admin JWT for local use.
+    Token(TokenConfig),
+    /// Migrates, seeds a modest data set when the database is empty, prints ready tokens and
+    /// serves: the quickest way to see the product.
+    Demo(DemoConfig),
+}
+
+/// Settings every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct CommonConfig {
+    /// PostgreSQL URL; the database it names is created when missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/customer360"
+    )]
+    pub database_url: String,
+    /// Redis URL (pub/sub between nodes, read cache, presence).
+    #[arg(long, env = "REDIS_URL", global = true, default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// HS256 secret that signs and checks admin JWTs. The default is for local use only.
+    #[arg(
+        long,
+        env = "C360_JWT_SECRET",
+        global = true,
+        hide_env_values = true,
+        default_value = DEV_JWT_SECRET
+    )]
+    pub jwt_secret: String,
+}
+
+/// Settings of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, env = "C360_BIND", default_value = "127.0.0.1:8360")]
+    pub bind: SocketAddr,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "C360_WORKERS", default_value_t = 0)]
+    pub workers: usize,
+    /// Prefix of every Redis key and channel this node uses, so several deployments (or tests)
+    /// can share one Redis. The contract's channels are `c360:customer:{id}`.
+    #[arg(long, env = "C360_REDIS_PREFIX", default_value = "c360")]
+    pub redis_prefix: String,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "C360_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+    #[command(flatten)]
+    pub pool: PoolConfig,
+}
+
+/// The Postgres pool's size and timeouts (deadpool waits forever unless told otherwise).
+#[derive(Debug, Clone, Args)]
+pub struct PoolConfig {
+    /// Most connections the pool opens.
+    #[arg(long, env = "C360_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: usize,
+    /// Milliseconds a request waits for a free connection before it gets 503.
+    #[arg(long, env = "C360_DB_POOL_WAIT_MS", default_value_t = 2_000)]
+    pub db_pool_wait_ms: u64,
+    /// Milliseconds to open a new connection (also bounds its recycling check).
+    #[arg(long, env = "C360_DB_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
+    pub db_connect_timeout_ms: u64,
+    /// `statement_timeout` set on every pooled connection, in milliseconds.
+    #[arg(long, env = "C360_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_statement_timeout_ms: u64,
+}
+
+impl PoolConfig {
+    pub fn wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_pool_wait_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.db_connect_timeout_ms)
+    }
+}
+
+/// Settings of `seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedConfig {
+    /// How many customers to create.
+    #[arg(long, env = "C360_SEED_CUSTOMERS", default_value_t = 1_000)]
+    pub customers: u32,
+    /// Random seed; the same seed and anchor date give the same data.
+    #[arg(long, env = "C360_SEED", default_value_t = 360)]
+    pub seed: u64,
+    /// Empty every table first (otherwise a non-empty database is refused).
+    #[arg(long, env = "C360_SEED_RESET", default_value_t = false)]
+    pub reset: bool,
+    /// The day the data is generated relative to (YYYY-MM-DD, UTC); defaults to today, so
+    /// recency looks natural. Pass it explicitly to reproduce a data set byte for byte.
+    #[arg(long, env = "C360_SEED_ANCHOR")]
+    pub anchor: Option<chrono::NaiveDate>,
+    /// Hide the progress bar (for scripts and tests).
+    #[arg(long, env = "C360_SEED_QUIET", default_value_t = false)]
+    pub quiet: bool,
+}
+
+/// Settings of `token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenConfig {
+    /// admin, support, marketing or analyst.
+    #[arg(long, env = "C360_TOKEN_ROLE")]
+    pub role: Role,
+    /// The admin's display name (shown in presence, notes and audit rows).
+    #[arg(long, env = "C360_TOKEN_NAME")]
+    pub name: String,
+    /// The admin's id (the JWT `sub`); defaults to the name in lower case.
+    #[arg(long, env = "C360_TOKEN_ID")]
+    pub id: Option<String>,
+    /// Hours until the token expires.
+    #[arg(long, env = "C360_TOKEN_TTL_HOURS", default_value_t = 12)]
+    pub ttl_hours: u32,
+}
+
+/// Settings of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoConfig {
+    /// Customers to seed when the database is empty.
+    #[arg(long, env = "C360_DEMO_CUSTOMERS", default_value_t = 2_000)]
+    pub customers: u32,
+    /// Random seed of the demo data.
+    #[arg(long, env = "C360_SEED", default_value_t = 360)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+/// Everything `serve` (and the tests' `spawn_app`) needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub common: CommonConfig,
+    pub serve: ServeConfig,
+}

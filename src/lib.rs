@@ -1,0 +1,12 @@
+//! customer360: a Customer 360 service for e-commerce admins. One live page per customer,
+//! served over HTTP and WebSocket from PostgreSQL, with Redis carrying change events between
+//! nodes. See README.md for the architecture and DESIGN.md for the contract.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod redis_link;
+pub mod seed;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,82 @@
+//! The `customer360` binary: parses the command line once and runs the command.
+
+use anyhow::Context;
+use clap::Parser;
+
+use customer360::config::{AppConfig, Cli, Command, CommonConfig, DemoConfig, SeedConfig};
+use customer360::domain::roles::Role;
+use customer360::http::auth::JwtKeys;
+use customer360::startup::Application;
+use customer360::{db, seed, telemetry};
+
+#[actix_web::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_tracing();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(serve) => {
+            let app = Application::build(AppConfig { common: cli.common, serve }).await?;
+            tracing::info!(port = app.port(), "customer360 listening");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            db::url::ensure_database(&cli.common.database_url).await?;
+            let applied = db::migrations::run(&cli.common.database_url).await?;
+            if applied.is_empty() {
+                println!("the schema is current; no migration to apply");
+            } else {
+                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+            }
+        }
+        Command::Seed(config) => {
+            let report = seed::run(&cli.common, &config).await?;
+            println!(
+                "seeded {} customers ({} rows) in {:.1} s",
+                report.customers,
+                report.rows,
+                report.elapsed.as_secs_f64()
+            );
+        }
+        Command::Token(token) => {
+            let id = token.id.unwrap_or_else(|| token.name.to_lowercase().replace(' ', "."));
+            let jwt = JwtKeys::new(&cli.common.jwt_secret)
+                .issue(&id, &token.name, token.role, chrono::Duration::hours(i64::from(token.ttl_hours)))
+                .context("cannot sign the token")?;
+            println!("{jwt}");
+        }
+        Command::Demo(demo) => run_demo(cli.common, demo).await?,
+    }
+    Ok(())
+}
+
+async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> {
+    if seed::customer_count(&common.database_url).await? == 0 {
+        let config = SeedConfig { customers: demo.customers, seed: demo.seed, reset: false, anchor: None, quiet: false };
+        let report = seed::run(&common, &config).await?;
+        println!("seeded {} demo customers in {:.1} s", report.customers, report.elapsed.as_secs_f64());
+    }
+    let keys = JwtKeys::new(&common.jwt_secret);
+    let app = Application::build(AppConfig { common, serve: demo.serve }).await?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    println!("\ncustomer360 demo is running at {base}");
+    println!("  health:  {base}/readyz    API description: {base}/api/openapi.json");
+    println!("  tokens (12 h), one per role:");
+    for role in Role::ALL {
+        let name = format!("Demo {}", role.as_str());
+        let token = keys.issue(&format!("demo-{role}"), &name, role, chrono::Duration::hours(12))?;
+        println!("    {role:<9} {token}");
+    }
+    println!("  try:     curl -H \"Authorization: Bearer <token>\" {base}/api/admin/tags\n");
+    app.run_until_stopped().await?;
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The node's Redis connection for commands (cache, presence, publishing): connected lazily and
+//! re-connected by the redis crate's `ConnectionManager`, so a Redis that is down at start-up or
+//! restarts later only makes the calls that need it fail (503) until it answers again.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Mutex;
+
+/// How long one connection attempt or one command may take before it counts as "down".
+const REDIS_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+pub struct RedisLink {
+    client: redis::Client,
+    manager: Mutex<Option<ConnectionManager>>,
+    prefix: String,
+}
+
+impl RedisLink {
+    pub fn new(url: &str, prefix: &str) -> anyhow::Result<RedisLink> {
+        Ok(RedisLink {
+            client: redis::Client::open(url)?,
+            manager: Mutex::new(None),
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The key or channel `name` under this deployment's prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{}", self.prefix, name)
+    }
+
+    /// A connection to run commands on; the first call (and any after a failed first
+    /// connect) opens it.
+    pub async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+        let mut slot = self.manager.lock().await;
+        if let Some(manager) = slot.as_ref() {
+            return Ok(manager.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *slot = Some(manager.clone());
+        Ok(manager)
+    }
+
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        let mut conn = self.connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.map(drop)
+    }
+}

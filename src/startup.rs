@@ -1,0 +1,94 @@
+//! Building and running the server: `Application::build(config)` prepares the database
+//! (creates it if missing, migrates), builds the pool and the Redis link once, binds the
+//! listener; `port()` tells where; `run_until_stopped()` serves until SIGTERM/SIGINT, then lets
+//! in-flight requests finish.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpServer, body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web};
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::config::{AppConfig, DEV_JWT_SECRET};
+use crate::db::{self, DbPool};
+use crate::http::{self, auth::JwtKeys};
+use crate::redis_link::RedisLink;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: DbPool,
+    pub redis: RedisLink,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(config: AppConfig) -> anyhow::Result<Application> {
+        let database_url = &config.common.database_url;
+        if db::url::ensure_database(database_url).await? {
+            tracing::info!(database = %db::url::redact(database_url), "created the missing database");
+        }
+        let applied = db::migrations::run(database_url).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "applied migrations");
+        }
+        if config.common.jwt_secret == DEV_JWT_SECRET {
+            tracing::warn!(
+                "C360_JWT_SECRET is not set: tokens are signed with the public development secret. \
+                 Anyone can mint an admin token. Set C360_JWT_SECRET before exposing this server."
+            );
+        }
+        let state = web::Data::new(AppState {
+            pool: db::pool::build_pool(database_url, &config.serve.pool)?,
+            redis: RedisLink::new(&config.common.redis_url, &config.serve.redis_prefix)?,
+        });
+        let keys = web::Data::new(JwtKeys::new(&config.common.jwt_secret));
+        // Installed before the first request, or that request's metrics go nowhere.
+        crate::telemetry::metrics_handle();
+
+        let listener = TcpListener::bind(config.serve.bind)?;
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::metrics::record))
+                .wrap(from_fn(echo_request_id))
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(keys.clone())
+                .configure(http::configure)
+        })
+        .shutdown_timeout(config.serve.shutdown_timeout_secs)
+        .listen(listener)?;
+        if config.serve.workers > 0 {
+            server = server.workers(config.serve.workers);
+        }
+        Ok(Application { port, server: server.run() })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Returns the request id that tags this request's log lines as `x-request-id`, so a caller
+/// can quote it.
+async fn echo_request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    let mut response = next.call(req).await?;
+    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
