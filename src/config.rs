@@ -12,7 +12,11 @@ use crate::domain::roles::Role;
 pub const DEV_JWT_SECRET: &str = "customer360-dev-secret-change-me";
 
 #[derive(Debug, Parser)]
-#[command(name = "customer360", version, about = "Customer 360 service for e-commerce admins")]
+#[command(
+    name = "customer360",
+    version,
+    about = "Customer 360 service for e-commerce admins"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonConfig,
@@ -47,7 +51,12 @@ pub struct CommonConfig {
     )]
     pub database_url: String,
     /// Redis URL (pub/sub between nodes, read cache, presence).
-    #[arg(long, env = "REDIS_URL", global = true, default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        global = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
     /// HS256 secret that signs and checks admin JWTs. The default is for local use only.
     #[arg(

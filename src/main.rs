@@ -25,7 +25,11 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(serve) => {
-            let app = Application::build(AppConfig { common: cli.common, serve }).await?;
+            let app = Application::build(AppConfig {
+                common: cli.common,
+                serve,
+            })
+            .await?;
             tracing::info!(port = app.port(), "customer360 listening");
             app.run_until_stopped().await?;
         }
@@ -35,7 +39,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if applied.is_empty() {
                 println!("the schema is current; no migration to apply");
             } else {
-                println!("applied {} migration(s): {}", applied.len(), applied.join(", "));
+                println!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
             }
         }
         Command::Seed(config) => {
@@ -48,9 +56,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Token(token) => {
-            let id = token.id.unwrap_or_else(|| token.name.to_lowercase().replace(' ', "."));
+            let id = token
+                .id
+                .unwrap_or_else(|| token.name.to_lowercase().replace(' ', "."));
             let jwt = JwtKeys::new(&cli.common.jwt_secret)
-                .issue(&id, &token.name, token.role, chrono::Duration::hours(i64::from(token.ttl_hours)))
+                .issue(
+                    &id,
+                    &token.name,
+                    token.role,
+                    chrono::Duration::hours(i64::from(token.ttl_hours)),
+                )
                 .context("cannot sign the token")?;
             println!("{jwt}");
         }
@@ -61,19 +76,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> {
     if seed::customer_count(&common.database_url).await? == 0 {
-        let config = SeedConfig { customers: demo.customers, seed: demo.seed, reset: false, anchor: None, quiet: false };
+        let config = SeedConfig {
+            customers: demo.customers,
+            seed: demo.seed,
+            reset: false,
+            anchor: None,
+            quiet: false,
+        };
         let report = seed::run(&common, &config).await?;
-        println!("seeded {} demo customers in {:.1} s", report.customers, report.elapsed.as_secs_f64());
+        println!(
+            "seeded {} demo customers in {:.1} s",
+            report.customers,
+            report.elapsed.as_secs_f64()
+        );
     }
     let keys = JwtKeys::new(&common.jwt_secret);
-    let app = Application::build(AppConfig { common, serve: demo.serve }).await?;
+    let app = Application::build(AppConfig {
+        common,
+        serve: demo.serve,
+    })
+    .await?;
     let base = format!("http://127.0.0.1:{}", app.port());
     println!("\ncustomer360 demo is running at {base}");
     println!("  health:  {base}/readyz    API description: {base}/api/openapi.json");
     println!("  tokens (12 h), one per role:");
     for role in Role::ALL {
         let name = format!("Demo {}", role.as_str());
-        let token = keys.issue(&format!("demo-{role}"), &name, role, chrono::Duration::hours(12))?;
+        let token = keys.issue(
+            &format!("demo-{role}"),
+            &name,
+            role,
+            chrono::Duration::hours(12),
+        )?;
         println!("    {role:<9} {token}");
     }
     println!("  try:     curl -H \"Authorization: Bearer <token>\" {base}/api/admin/tags\n");

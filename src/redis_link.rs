@@ -48,6 +48,9 @@ impl RedisLink {
 
     pub async fn ping(&self) -> redis::RedisResult<()> {
         let mut conn = self.connection().await?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await.map(drop)
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
     }
 }

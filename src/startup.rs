@@ -8,7 +8,9 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage, HttpServer, body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web};
+use actix_web::{
+    App, HttpMessage, HttpServer, body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web,
+};
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::{AppConfig, DEV_JWT_SECRET};
@@ -67,7 +69,10 @@ impl Application {
         if config.serve.workers > 0 {
             server = server.workers(config.serve.workers);
         }
-        Ok(Application { port, server: server.run() })
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -88,7 +93,9 @@ async fn echo_request_id(
     let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
     let mut response = next.call(req).await?;
     if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
-        response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
 }

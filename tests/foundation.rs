@@ -23,22 +23,56 @@ async fn admin_routes_need_a_valid_token() {
     let app = spawn_app().await;
     let missing = app.get_raw("/api/admin/tags", None).await;
     let body = missing.problem(401, "unauthorized");
-    assert!(body["detail"].as_str().unwrap_or_default().contains("Authorization"));
-    assert_eq!(missing.header("www-authenticate").as_deref(), Some("Bearer"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Authorization")
+    );
+    assert_eq!(
+        missing.header("www-authenticate").as_deref(),
+        Some("Bearer")
+    );
 
-    app.get_raw("/api/admin/tags", Some("Basic dXNlcjpwYXNz")).await.problem(401, "unauthorized");
-    let malformed = app.get_raw("/api/admin/tags", Some("Bearer not-a-jwt")).await;
-    assert!(malformed.problem(401, "unauthorized")["detail"].as_str().unwrap_or_default().contains("malformed"));
+    app.get_raw("/api/admin/tags", Some("Basic dXNlcjpwYXNz"))
+        .await
+        .problem(401, "unauthorized");
+    let malformed = app
+        .get_raw("/api/admin/tags", Some("Bearer not-a-jwt"))
+        .await;
+    assert!(
+        malformed.problem(401, "unauthorized")["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("malformed")
+    );
 
-    let expired = app.keys.issue("a", "A", Role::Admin, chrono::Duration::minutes(-10)).expect("sign");
-    let r = app.get_raw("/api/admin/tags", Some(&format!("Bearer {expired}"))).await;
-    assert!(r.problem(401, "unauthorized")["detail"].as_str().unwrap_or_default().contains("expired"));
+    let expired = app
+        .keys
+        .issue("a", "A", Role::Admin, chrono::Duration::minutes(-10))
+        .expect("sign");
+    let r = app
+        .get_raw("/api/admin/tags", Some(&format!("Bearer {expired}")))
+        .await;
+    assert!(
+        r.problem(401, "unauthorized")["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired")
+    );
 
     let forged = customer360::http::auth::JwtKeys::new("another-secret")
         .issue("a", "A", Role::Admin, chrono::Duration::hours(1))
         .expect("sign");
-    let r = app.get_raw("/api/admin/tags", Some(&format!("Bearer {forged}"))).await;
-    assert!(r.problem(401, "unauthorized")["detail"].as_str().unwrap_or_default().contains("signature"));
+    let r = app
+        .get_raw("/api/admin/tags", Some(&format!("Bearer {forged}")))
+        .await;
+    assert!(
+        r.problem(401, "unauthorized")["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signature")
+    );
 
     for role in Role::ALL {
         assert_eq!(app.get("/api/admin/tags", role).await.status, 200, "{role}");
@@ -49,38 +83,77 @@ async fn admin_routes_need_a_valid_token() {
 async fn forbidden_names_the_missing_permission() {
     let app = spawn_app().await;
     for role in [Role::Analyst, Role::Support] {
-        let r = app.post_json("/api/admin/tags", role, &json!({"name": "VIP", "color": "#eab308"})).await;
+        let r = app
+            .post_json(
+                "/api/admin/tags",
+                role,
+                &json!({"name": "VIP", "color": "#eab308"}),
+            )
+            .await;
         let body = r.problem(403, "forbidden");
         assert_eq!(body["permission"], "create_tags");
-        assert!(body["detail"].as_str().unwrap_or_default().contains(role.as_str()));
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(role.as_str())
+        );
     }
-    let count = app.db.sql().await.query_one("SELECT count(*) FROM customer_tags", &[]).await.expect("count");
+    let count = app
+        .db
+        .sql()
+        .await
+        .query_one("SELECT count(*) FROM customer_tags", &[])
+        .await
+        .expect("count");
     assert_eq!(count.get::<_, i64>(0), 0, "a refused request wrote nothing");
 }
 
 #[actix_web::test]
 async fn tags_are_created_once_ignoring_case() {
     let app = spawn_app().await;
-    let r = app.post_json("/api/admin/tags", Role::Marketing, &json!({"name": "  Big Spender ", "color": "#3b82f6"})).await;
+    let r = app
+        .post_json(
+            "/api/admin/tags",
+            Role::Marketing,
+            &json!({"name": "  Big Spender ", "color": "#3b82f6"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let tag = r.json();
     assert_eq!(tag["name"], "Big Spender");
     assert_eq!(tag["created_by"], "marketing-1");
 
-    let dup = app.post_json("/api/admin/tags", Role::Admin, &json!({"name": "big spender", "color": "#000000"})).await;
+    let dup = app
+        .post_json(
+            "/api/admin/tags",
+            Role::Admin,
+            &json!({"name": "big spender", "color": "#000000"}),
+        )
+        .await;
     assert_eq!(dup.problem(409, "conflict")["field"], "name");
 
     let list = app.get("/api/admin/tags", Role::Analyst).await.json();
-    assert_eq!(list, json!([{
-        "id": tag["id"], "name": "Big Spender", "color": "#3b82f6", "created_by": "marketing-1",
-        "created_at": tag["created_at"], "customer_count": 0
-    }]));
+    assert_eq!(
+        list,
+        json!([{
+            "id": tag["id"], "name": "Big Spender", "color": "#3b82f6", "created_by": "marketing-1",
+            "created_at": tag["created_at"], "customer_count": 0
+        }])
+    );
 }
 
 #[actix_web::test]
 async fn bad_input_is_named_never_a_500() {
     let app = spawn_app().await;
-    let post = |body: &'static str| app.post_raw("/api/admin/tags", Role::Admin, "application/json", body.as_bytes().to_vec());
+    let post = |body: &'static str| {
+        app.post_raw(
+            "/api/admin/tags",
+            Role::Admin,
+            "application/json",
+            body.as_bytes().to_vec(),
+        )
+    };
 
     let r = post(r#"{"name": "x", "#).await;
     assert_eq!(r.problem(400, "bad_request")["field"], "body");
@@ -97,11 +170,28 @@ async fn bad_input_is_named_never_a_500() {
     let r = post(r##"{"name": "   ", "color": "#ffffff"}"##).await;
     assert_eq!(r.problem(422, "validation_failed")["field"], "name");
 
-    let r = app.post_raw("/api/admin/tags", Role::Admin, "text/plain", b"name=x".to_vec()).await;
+    let r = app
+        .post_raw(
+            "/api/admin/tags",
+            Role::Admin,
+            "text/plain",
+            b"name=x".to_vec(),
+        )
+        .await;
     r.problem(415, "unsupported_media_type");
 
-    let huge = format!(r##"{{"name": "x", "color": "#ffffff", "pad": "{}"}}"##, "a".repeat(1024 * 1024 + 10));
-    let r = app.post_raw("/api/admin/tags", Role::Admin, "application/json", huge.into_bytes()).await;
+    let huge = format!(
+        r##"{{"name": "x", "color": "#ffffff", "pad": "{}"}}"##,
+        "a".repeat(1024 * 1024 + 10)
+    );
+    let r = app
+        .post_raw(
+            "/api/admin/tags",
+            Role::Admin,
+            "application/json",
+            huge.into_bytes(),
+        )
+        .await;
     r.problem(413, "payload_too_large");
 
     let r = app.get("/api/admin/nothing-here", Role::Admin).await;
@@ -122,15 +212,26 @@ async fn metrics_report_routes_and_the_pool() {
             && l.contains(r#"status="401""#)),
         "{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency is a histogram");
-    assert!(text.lines().any(|l| l.starts_with("db_pool_max_size ")), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "latency is a histogram"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("db_pool_max_size ")),
+        "{text}"
+    );
 }
 
 #[actix_web::test]
 async fn openapi_documents_every_route() {
     let app = spawn_app().await;
     let doc = app.get_raw("/api/openapi.json", None).await.json();
-    assert!(doc["openapi"].as_str().unwrap_or_default().starts_with("3."));
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("3.")
+    );
     let paths = doc["paths"].as_object().expect("paths");
     for (path, method) in [
         ("/healthz", "get"),
@@ -140,7 +241,10 @@ async fn openapi_documents_every_route() {
         ("/api/admin/tags", "get"),
         ("/api/admin/tags", "post"),
     ] {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
@@ -153,12 +257,24 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port")
     }
 
     fn start(&mut self) {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is installed");
@@ -192,14 +308,22 @@ async fn readiness_until(app: &TestApp, status: u16) -> serde_json::Value {
 
 #[actix_web::test]
 async fn readiness_follows_redis_down_and_up_without_restart() {
-    let mut redis = OwnRedis { port: OwnRedis::free_port(), child: None };
+    let mut redis = OwnRedis {
+        port: OwnRedis::free_port(),
+        child: None,
+    };
     let app = spawn_app_with(&format!("redis://127.0.0.1:{}", redis.port)).await;
 
     let down = app.get_raw("/readyz", None).await;
     let body = down.problem(503, "unavailable");
     assert_eq!(body["down"], json!(["redis"]));
     assert_eq!(body["checks"]["postgres"], "ok");
-    assert!(body["detail"].as_str().unwrap_or_default().contains("redis"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("redis")
+    );
 
     redis.start();
     readiness_until(&app, 200).await;
@@ -218,7 +342,9 @@ async fn readiness_follows_postgres_down_and_up_without_restart() {
     assert_eq!(app.get("/api/admin/tags", Role::Admin).await.status, 200);
 
     // Take the database away (every connection cut, the name gone), then give it back.
-    let admin = customer360::db::url::connect_raw(common::PG_URL).await.expect("connect");
+    let admin = customer360::db::url::connect_raw(common::PG_URL)
+        .await
+        .expect("connect");
     let away = format!("{}_away", app.db.name);
     admin
         .batch_execute(&format!(
@@ -227,14 +353,28 @@ async fn readiness_follows_postgres_down_and_up_without_restart() {
         ))
         .await
         .expect("cut connections");
-    admin.batch_execute(&format!("ALTER DATABASE {} RENAME TO {away}", app.db.name)).await.expect("rename away");
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} RENAME TO {away}", app.db.name))
+        .await
+        .expect("rename away");
 
     let body = readiness_until(&app, 503).await;
     assert_eq!(body["down"], json!(["postgres"]));
-    app.get("/api/admin/tags", Role::Admin).await.problem(503, "unavailable");
+    app.get("/api/admin/tags", Role::Admin)
+        .await
+        .problem(503, "unavailable");
 
-    admin.batch_execute(&format!("ALTER DATABASE {away} RENAME TO {}", app.db.name)).await.expect("rename back");
-    admin.batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", app.db.name)).await.expect("allow");
+    admin
+        .batch_execute(&format!("ALTER DATABASE {away} RENAME TO {}", app.db.name))
+        .await
+        .expect("rename back");
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            app.db.name
+        ))
+        .await
+        .expect("allow");
     readiness_until(&app, 200).await;
     assert_eq!(app.get("/api/admin/tags", Role::Admin).await.status, 200);
 }

@@ -37,11 +37,20 @@ pub async fn list_with_usage(conn: &mut AsyncPgConnection) -> QueryResult<Vec<Ta
     let rows: Vec<(Tag, i64)> = customer_tags::table
         .left_join(customer_tag_assignments::table)
         .group_by(customer_tags::id)
-        .select((Tag::as_select(), diesel::dsl::count(customer_tag_assignments::id.nullable())))
+        .select((
+            Tag::as_select(),
+            diesel::dsl::count(customer_tag_assignments::id.nullable()),
+        ))
         .order(customer_tags::name.asc())
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(tag, customer_count)| TagWithUsage { tag, customer_count }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(tag, customer_count)| TagWithUsage {
+            tag,
+            customer_count,
+        })
+        .collect())
 }
 
 /// Inserts the tag; a name already taken (ignoring case) is a unique violation for the caller.

@@ -20,9 +20,15 @@ impl DatabaseUrl {
             .find('/')
             .map(|i| scheme_end + 3 + i + 1)
             .with_context(|| format!("database URL '{url}' names no database"))?;
-        let path_end = url[path_start..].find('?').map_or(url.len(), |i| path_start + i);
+        let path_end = url[path_start..]
+            .find('?')
+            .map_or(url.len(), |i| path_start + i);
         let name = &url[path_start..path_end];
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             bail!("database name '{name}' in DATABASE_URL must be letters, digits, '_' or '-'");
         }
         Ok(DatabaseUrl {
@@ -69,16 +75,24 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<bool> {
     let parsed = DatabaseUrl::parse(url)?;
     let admin = connect_raw(&parsed.with_database("postgres")).await?;
     let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&parsed.name()])
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&parsed.name()],
+        )
         .await?
         .is_some();
     if exists {
         return Ok(false);
     }
-    match admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(parsed.name()))).await {
+    match admin
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(parsed.name())))
+        .await
+    {
         Ok(()) => Ok(true),
         // Another process created it between our check and our CREATE: that is fine.
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(false),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => {
+            Ok(false)
+        }
         Err(e) => Err(e).with_context(|| format!("cannot create database {}", parsed.name())),
     }
 }
@@ -103,9 +117,14 @@ mod tests {
 
     #[test]
     fn splits_around_the_name() {
-        let u = DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/customer360?sslmode=disable").unwrap();
+        let u =
+            DatabaseUrl::parse("postgres://postgres@127.0.0.1:5432/customer360?sslmode=disable")
+                .unwrap();
         assert_eq!(u.name(), "customer360");
-        assert_eq!(u.with_database("postgres"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable");
+        assert_eq!(
+            u.with_database("postgres"),
+            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+        );
         assert!(DatabaseUrl::parse("postgres://127.0.0.1:5432/").is_err());
         assert!(DatabaseUrl::parse("postgres://127.0.0.1:5432").is_err());
         assert!(DatabaseUrl::parse("127.0.0.1/x").is_err());

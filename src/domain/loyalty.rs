@@ -36,7 +36,10 @@ mod tests {
         assert_eq!(tier_for_lifetime_points(1_000), LoyaltyTier::Silver);
         assert_eq!(tier_for_lifetime_points(19_999), LoyaltyTier::Gold);
         assert_eq!(tier_for_lifetime_points(20_000), LoyaltyTier::Platinum);
-        assert_eq!(next_tier(LoyaltyTier::Gold), Some((LoyaltyTier::Platinum, 20_000)));
+        assert_eq!(
+            next_tier(LoyaltyTier::Gold),
+            Some((LoyaltyTier::Platinum, 20_000))
+        );
         assert_eq!(next_tier(LoyaltyTier::Platinum), None);
     }
 

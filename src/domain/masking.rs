@@ -17,7 +17,11 @@ pub const HIDDEN: &str = "***";
 
 impl Masking {
     pub fn for_role(role: Role) -> Masking {
-        if role.can(Permission::SeePii) { Masking::Clear } else { Masking::Masked }
+        if role.can(Permission::SeePii) {
+            Masking::Clear
+        } else {
+            Masking::Masked
+        }
     }
 
     pub fn as_str(self) -> &'static str {

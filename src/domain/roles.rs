@@ -57,7 +57,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role '{s}' (expected admin, support, marketing or analyst)"))
+            .ok_or_else(|| {
+                format!("unknown role '{s}' (expected admin, support, marketing or analyst)")
+            })
     }
 }
 
@@ -106,7 +108,10 @@ pub const PERMISSION_TABLE: [(Permission, [bool; 4]); 11] = [
     (Permission::ViewCustomer, [true, true, true, true]),
     (Permission::SeePii, [true, true, false, false]),
     (Permission::WriteNotes, [true, true, true, false]),
-    (Permission::SeeOthersPrivateNotes, [true, false, false, false]),
+    (
+        Permission::SeeOthersPrivateNotes,
+        [true, false, false, false],
+    ),
     (Permission::AssignTags, [true, true, true, false]),
     (Permission::CreateTags, [true, false, true, false]),
     (Permission::AssignSegments, [true, false, true, false]),
@@ -132,17 +137,42 @@ mod tests {
         expect(
             Admin,
             &[
-                ViewCustomer, SeePii, WriteNotes, SeeOthersPrivateNotes, AssignTags, CreateTags,
-                AssignSegments, AdjustLoyalty, SendEmail, CreateTicket, Export,
+                ViewCustomer,
+                SeePii,
+                WriteNotes,
+                SeeOthersPrivateNotes,
+                AssignTags,
+                CreateTags,
+                AssignSegments,
+                AdjustLoyalty,
+                SendEmail,
+                CreateTicket,
+                Export,
             ],
         );
         expect(
             Support,
-            &[ViewCustomer, SeePii, WriteNotes, AssignTags, AdjustLoyalty, SendEmail, CreateTicket, Export],
+            &[
+                ViewCustomer,
+                SeePii,
+                WriteNotes,
+                AssignTags,
+                AdjustLoyalty,
+                SendEmail,
+                CreateTicket,
+                Export,
+            ],
         );
         expect(
             Marketing,
-            &[ViewCustomer, WriteNotes, AssignTags, CreateTags, AssignSegments, SendEmail],
+            &[
+                ViewCustomer,
+                WriteNotes,
+                AssignTags,
+                CreateTags,
+                AssignSegments,
+                SendEmail,
+            ],
         );
         expect(Analyst, &[ViewCustomer, Export]);
     }
@@ -150,7 +180,11 @@ mod tests {
     #[test]
     fn every_permission_has_one_row() {
         for (i, (p, _)) in PERMISSION_TABLE.iter().enumerate() {
-            assert_eq!(PERMISSION_TABLE.iter().filter(|(q, _)| q == p).count(), 1, "row {i}");
+            assert_eq!(
+                PERMISSION_TABLE.iter().filter(|(q, _)| q == p).count(),
+                1,
+                "row {i}"
+            );
         }
     }
 

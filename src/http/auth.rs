@@ -6,7 +6,9 @@ use std::future::{Ready, ready};
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use chrono::Utc;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind as JwtErrorKind};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind as JwtErrorKind,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::masking::Masking;
@@ -44,7 +46,13 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, id: &str, name: &str, role: Role, ttl: chrono::Duration) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        id: &str,
+        name: &str,
+        role: Role,
+        ttl: chrono::Duration,
+    ) -> anyhow::Result<String> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: id.to_owned(),
@@ -53,25 +61,40 @@ impl JwtKeys {
             iat: now,
             exp: now + ttl.num_seconds(),
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     pub fn verify(&self, token: &str) -> Result<AuthAdmin, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            ApiError::unauthorized(match e.kind() {
-                JwtErrorKind::ExpiredSignature => "the token has expired".to_owned(),
-                JwtErrorKind::InvalidSignature => "the token's signature is not valid".to_owned(),
-                JwtErrorKind::Json(_) | JwtErrorKind::MissingRequiredClaim(_) => {
-                    format!("the token's claims are not valid ({e}); expected sub, name, role, exp")
-                }
-                _ => format!("the token is malformed ({e})"),
-            })
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                ApiError::unauthorized(match e.kind() {
+                    JwtErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+                    JwtErrorKind::InvalidSignature => {
+                        "the token's signature is not valid".to_owned()
+                    }
+                    JwtErrorKind::Json(_) | JwtErrorKind::MissingRequiredClaim(_) => {
+                        format!(
+                            "the token's claims are not valid ({e}); expected sub, name, role, exp"
+                        )
+                    }
+                    _ => format!("the token is malformed ({e})"),
+                })
+            })?;
         let claims = data.claims;
         if claims.sub.trim().is_empty() || claims.name.trim().is_empty() {
-            return Err(ApiError::unauthorized("the token's sub and name must not be empty"));
+            return Err(ApiError::unauthorized(
+                "the token's sub and name must not be empty",
+            ));
         }
-        Ok(AuthAdmin { id: claims.sub, name: claims.name, role: claims.role })
+        Ok(AuthAdmin {
+            id: claims.sub,
+            name: claims.name,
+            role: claims.role,
+        })
     }
 }
 
@@ -86,7 +109,11 @@ pub struct AuthAdmin {
 impl AuthAdmin {
     /// 403 naming the permission unless the admin's role has it.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.role.can(permission) { Ok(()) } else { Err(ApiError::forbidden(self.role, permission)) }
+        if self.role.can(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(self.role, permission))
+        }
     }
 
     pub fn masking(&self) -> Masking {
@@ -96,18 +123,21 @@ impl AuthAdmin {
 
 /// The token of an `Authorization: Bearer …` header.
 pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization header (expected 'Bearer <JWT>')"))?;
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("missing Authorization header (expected 'Bearer <JWT>')")
+    })?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim())
         }
-        _ => Err(ApiError::unauthorized("the Authorization header must be 'Bearer <JWT>'")),
+        _ => Err(ApiError::unauthorized(
+            "the Authorization header must be 'Bearer <JWT>'",
+        )),
     }
 }
 
@@ -118,7 +148,9 @@ impl FromRequest for AuthAdmin {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match req.app_data::<web::Data<JwtKeys>>() {
             Some(keys) => bearer_token(req).and_then(|token| keys.verify(token)),
-            None => Err(ApiError::internal(anyhow::anyhow!("JwtKeys missing from app data"))),
+            None => Err(ApiError::internal(anyhow::anyhow!(
+                "JwtKeys missing from app data"
+            ))),
         })
     }
 }
@@ -130,26 +162,50 @@ mod tests {
     #[test]
     fn issued_tokens_verify() {
         let keys = JwtKeys::new("s3cret");
-        let token = keys.issue("ann", "Ann", Role::Support, chrono::Duration::hours(1)).unwrap();
+        let token = keys
+            .issue("ann", "Ann", Role::Support, chrono::Duration::hours(1))
+            .unwrap();
         assert_eq!(
             keys.verify(&token).unwrap(),
-            AuthAdmin { id: "ann".into(), name: "Ann".into(), role: Role::Support }
+            AuthAdmin {
+                id: "ann".into(),
+                name: "Ann".into(),
+                role: Role::Support
+            }
         );
     }
 
     #[test]
     fn wrong_secret_and_expiry_are_rejected() {
         let keys = JwtKeys::new("s3cret");
-        let other = JwtKeys::new("other").issue("a", "A", Role::Admin, chrono::Duration::hours(1)).unwrap();
-        assert!(keys.verify(&other).unwrap_err().detail().contains("signature"));
-        let expired = keys.issue("a", "A", Role::Admin, chrono::Duration::minutes(-5)).unwrap();
-        assert!(keys.verify(&expired).unwrap_err().detail().contains("expired"));
+        let other = JwtKeys::new("other")
+            .issue("a", "A", Role::Admin, chrono::Duration::hours(1))
+            .unwrap();
+        assert!(
+            keys.verify(&other)
+                .unwrap_err()
+                .detail()
+                .contains("signature")
+        );
+        let expired = keys
+            .issue("a", "A", Role::Admin, chrono::Duration::minutes(-5))
+            .unwrap();
+        assert!(
+            keys.verify(&expired)
+                .unwrap_err()
+                .detail()
+                .contains("expired")
+        );
         assert!(keys.verify("not.a.jwt").is_err());
     }
 
     #[test]
     fn require_checks_the_table() {
-        let analyst = AuthAdmin { id: "x".into(), name: "X".into(), role: Role::Analyst };
+        let analyst = AuthAdmin {
+            id: "x".into(),
+            name: "X".into(),
+            role: Role::Analyst,
+        };
         assert!(analyst.require(Permission::Export).is_ok());
         let err = analyst.require(Permission::CreateTags).unwrap_err();
         assert!(err.detail().contains("create_tags"));

@@ -116,7 +116,12 @@ pub struct Problem {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> ApiError {
-        ApiError { kind, detail: detail.into(), extensions: Map::new(), cause: None }
+        ApiError {
+            kind,
+            detail: detail.into(),
+            extensions: Map::new(),
+            cause: None,
+        }
     }
 
     pub fn bad_request(field: &str, detail: impl Into<String>) -> ApiError {
@@ -149,9 +154,12 @@ impl ApiError {
 
     /// A dependency (`postgres`, `redis`) cannot serve the request right now.
     pub fn unavailable(dependency: &str, cause: impl Into<anyhow::Error>) -> ApiError {
-        ApiError::new(ErrorKind::Unavailable, format!("{dependency} is unavailable, retry shortly"))
-            .with("dependency", dependency)
-            .caused_by(cause)
+        ApiError::new(
+            ErrorKind::Unavailable,
+            format!("{dependency} is unavailable, retry shortly"),
+        )
+        .with("dependency", dependency)
+        .caused_by(cause)
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> ApiError {
@@ -202,7 +210,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match (&self.cause, self.kind) {
             (Some(cause), ErrorKind::Internal) => tracing::error!(error = ?cause, "request failed"),
-            (Some(cause), ErrorKind::Unavailable) => tracing::warn!(error = %format!("{cause:#}"), "dependency unavailable"),
+            (Some(cause), ErrorKind::Unavailable) => {
+                tracing::warn!(error = %format!("{cause:#}"), "dependency unavailable")
+            }
             _ => {}
         }
         let status = self.kind.status();
@@ -217,7 +227,8 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match self.kind {
             ErrorKind::Unauthorized => {
-                response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
             ErrorKind::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
@@ -233,14 +244,19 @@ impl From<DieselError> for ApiError {
         match e {
             DieselError::NotFound => ApiError::not_found("no such record"),
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
-                ApiError::conflict(format!("already exists ({})", info.constraint_name().unwrap_or("unique")))
+                ApiError::conflict(format!(
+                    "already exists ({})",
+                    info.constraint_name().unwrap_or("unique")
+                ))
             }
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
                 ApiError::unavailable("postgres", e)
             }
             // statement_timeout (57014) and an admin shutdown (57P01..) are capacity problems.
-            DieselError::DatabaseError(_, ref info) if info.message().contains("statement timeout") => {
+            DieselError::DatabaseError(_, ref info)
+                if info.message().contains("statement timeout") =>
+            {
                 ApiError::unavailable("postgres", e)
             }
             other => ApiError::internal(other),
@@ -266,7 +282,11 @@ mod tests {
     use actix_web::body::MessageBody;
 
     fn body_of(e: &ApiError) -> Value {
-        let bytes = e.error_response().into_body().try_into_bytes().unwrap_or_default();
+        let bytes = e
+            .error_response()
+            .into_body()
+            .try_into_bytes()
+            .unwrap_or_default();
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
 
@@ -283,7 +303,10 @@ mod tests {
             })
         );
         let resp = e.error_response();
-        assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+        assert_eq!(
+            resp.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
     }
 
     #[test]
@@ -297,9 +320,16 @@ mod tests {
 
     #[test]
     fn diesel_errors_map_to_statuses() {
-        assert_eq!(ApiError::from(DieselError::NotFound).kind(), ErrorKind::NotFound);
-        assert_eq!(ApiError::from(DieselError::RollbackTransaction).kind(), ErrorKind::Internal);
-        let redis_down = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(
+            ApiError::from(DieselError::NotFound).kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            ApiError::from(DieselError::RollbackTransaction).kind(),
+            ErrorKind::Internal
+        );
+        let redis_down =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         let e = ApiError::from(redis_down);
         assert_eq!(e.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body_of(&e)["dependency"], "redis");

@@ -24,7 +24,8 @@ pub async fn healthz() -> HttpResponse {
     (status = 503, description = "A dependency is down; `checks` says which", body = crate::http::errors::Problem,
         content_type = "application/problem+json")))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (postgres, redis) = futures_util::future::join(check_postgres(&state), check_redis(&state)).await;
+    let (postgres, redis) =
+        futures_util::future::join(check_postgres(&state), check_redis(&state)).await;
     let describe = |r: &Result<(), String>| match r {
         Ok(()) => "ok".to_owned(),
         Err(e) => format!("down: {e}"),
@@ -38,18 +39,26 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     if down.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({"status": "ready", "checks": checks})));
     }
-    Err(ApiError::new(ErrorKind::Unavailable, format!("not ready: {} unavailable", down.join(" and ")))
-        .with("down", down)
-        .with("checks", checks))
+    Err(ApiError::new(
+        ErrorKind::Unavailable,
+        format!("not ready: {} unavailable", down.join(" and ")),
+    )
+    .with("down", down)
+    .with("checks", checks))
 }
 
 async fn check_postgres(state: &AppState) -> Result<(), String> {
     let check = async {
         let mut conn = state.pool.get().await.map_err(|e| e.to_string())?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await.map_err(|e| e.to_string())?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(())
     };
-    tokio::time::timeout(CHECK_TIMEOUT, check).await.unwrap_or_else(|_| Err("timed out".into()))
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
 }
 
 async fn check_redis(state: &AppState) -> Result<(), String> {

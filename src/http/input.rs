@@ -61,7 +61,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(shape_error)?;
-    de.end().map_err(|e| ApiError::bad_request("body", format!("invalid JSON: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::bad_request("body", format!("invalid JSON: {e}")))?;
     Ok(value)
 }
 
@@ -73,13 +74,20 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
     let message = inner.to_string();
     // serde reports a missing field at its parent's path; name the field itself.
-    let field = match message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+    let field = match message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
         Some(missing) if path == "." => missing.to_owned(),
         Some(missing) => format!("{path}.{missing}"),
         None if path == "." => "body".to_owned(),
         None => path,
     };
-    let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
     ApiError::validation(&field, format!("{field}: {message}"))
 }
 
@@ -121,7 +129,8 @@ mod tests {
 
     fn field_of(e: &ApiError) -> (ErrorKind, String) {
         let resp = e.error_response();
-        let bytes = actix_web::body::MessageBody::try_into_bytes(resp.into_body()).unwrap_or_default();
+        let bytes =
+            actix_web::body::MessageBody::try_into_bytes(resp.into_body()).unwrap_or_default();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         (e.kind(), v["field"].as_str().unwrap_or_default().to_owned())
     }
@@ -133,7 +142,9 @@ mod tests {
         let e = parse_json::<Note>(br#"{"body":"x","visibility":"secret"}"#).unwrap_err();
         assert_eq!(field_of(&e), (ErrorKind::Validation, "visibility".into()));
         assert!(e.detail().contains("unknown variant"), "{}", e.detail());
-        let e = parse_json::<Note>(br#"{"body":"x","visibility":"public","inner":{"points":"many"}}"#).unwrap_err();
+        let e =
+            parse_json::<Note>(br#"{"body":"x","visibility":"public","inner":{"points":"many"}}"#)
+                .unwrap_err();
         assert_eq!(field_of(&e), (ErrorKind::Validation, "inner.points".into()));
         let e = parse_json::<Note>(br#"{"body": "x", "#).unwrap_err();
         assert_eq!(field_of(&e), (ErrorKind::BadRequest, "body".into()));
@@ -143,7 +154,8 @@ mod tests {
         assert!(matches!(ok.visibility, Visibility::Private));
         assert_eq!(ok.body, "x");
         assert!(ok.inner.is_none());
-        let ok = parse_json::<Note>(br#"{"body":"y","visibility":"public","inner":{"points":-3}}"#).unwrap();
+        let ok = parse_json::<Note>(br#"{"body":"y","visibility":"public","inner":{"points":-3}}"#)
+            .unwrap();
         assert!(matches!(ok.visibility, Visibility::Public));
         assert_eq!(ok.inner.map(|i| i.points), Some(-3));
     }

@@ -19,7 +19,10 @@ pub async fn record(
     let started = Instant::now();
     let method = req.method().to_string();
     let response = next.call(req).await?;
-    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16().to_string();
     metrics::counter!(HTTP_REQUESTS_TOTAL, "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
@@ -38,5 +41,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metrics::gauge!("db_pool_waiting").set(status.waiting as f64);
     let handle = metrics_handle();
     handle.run_upkeep();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
 }

@@ -23,14 +23,20 @@ impl CreateTag {
         let name = self.name.trim();
         let length = name.chars().count();
         if !(1..=64).contains(&length) {
-            return Err(ApiError::validation("name", format!("name must be 1 to 64 characters, got {length}")));
+            return Err(ApiError::validation(
+                "name",
+                format!("name must be 1 to 64 characters, got {length}"),
+            ));
         }
         let color = self.color.trim();
         let is_hex = color.len() == 7
             && color.starts_with('#')
             && color[1..].chars().all(|c| c.is_ascii_hexdigit());
         if !is_hex {
-            return Err(ApiError::validation("color", format!("color must look like #3b82f6, got '{color}'")));
+            return Err(ApiError::validation(
+                "color",
+                format!("color must look like #3b82f6, got '{color}'"),
+            ));
         }
         Ok((name, color))
     }
@@ -60,13 +66,20 @@ pub async fn create(
     admin.require(Permission::CreateTags)?;
     let (name, color) = body.0.validate()?;
     let mut conn = state.pool.get().await?;
-    let new = NewTag { name, color, created_by: &admin.id };
+    let new = NewTag {
+        name,
+        color,
+        created_by: &admin.id,
+    };
     match tags::create(&mut conn, &new).await {
         Ok(tag) => Ok(HttpResponse::Created().json(tag)),
-        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Err(
-            ApiError::conflict(format!("a tag named '{name}' already exists (names ignore case)"))
-                .with("field", "name"),
-        ),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Err(ApiError::conflict(format!(
+            "a tag named '{name}' already exists (names ignore case)"
+        ))
+        .with("field", "name")),
         Err(e) => Err(e.into()),
     }
 }

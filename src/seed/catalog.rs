@@ -9,15 +9,55 @@ pub const FIRST_NAMES: &[&str] = &[
 ];
 
 pub const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Pérez", "Müller", "Nowak", "Kowalski", "Rossi",
-    "Dubois", "Jensen", "Tanaka", "Sato", "Kim", "Nguyen", "Okafor", "Patel", "Singh", "O'Brien",
-    "Schmidt", "Bianchi", "Silva", "Andersson",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Pérez",
+    "Müller",
+    "Nowak",
+    "Kowalski",
+    "Rossi",
+    "Dubois",
+    "Jensen",
+    "Tanaka",
+    "Sato",
+    "Kim",
+    "Nguyen",
+    "Okafor",
+    "Patel",
+    "Singh",
+    "O'Brien",
+    "Schmidt",
+    "Bianchi",
+    "Silva",
+    "Andersson",
 ];
 
-pub const EMAIL_DOMAINS: &[&str] =
-    &["example.com", "mail.example.org", "inbox.example.net", "shopper.example", "example.co.uk"];
+pub const EMAIL_DOMAINS: &[&str] = &[
+    "example.com",
+    "mail.example.org",
+    "inbox.example.net",
+    "shopper.example",
+    "example.co.uk",
+];
 
 /// City, postal code prefix, country, currency.
 pub const PLACES: &[(&str, &str, &str, &str)] = &[
@@ -37,24 +77,160 @@ pub const PLACES: &[(&str, &str, &str, &str)] = &[
 ];
 
 pub const STREETS: &[&str] = &[
-    "Main St", "Oak Avenue", "Maple Road", "High Street", "Park Lane", "Cedar Court",
-    "Elm Street", "Lakeview Drive", "Station Road", "Hauptstraße", "Rue de Rivoli", "ul. Piotrkowska",
+    "Main St",
+    "Oak Avenue",
+    "Maple Road",
+    "High Street",
+    "Park Lane",
+    "Cedar Court",
+    "Elm Street",
+    "Lakeview Drive",
+    "Station Road",
+    "Hauptstraße",
+    "Rue de Rivoli",
+    "ul. Piotrkowska",
 ];
 
 /// Category name, cheapest and dearest unit price in cents, typical product names.
 pub const CATEGORIES: &[(&str, i64, i64, &[&str])] = &[
-    ("Electronics", 1_999, 129_999, &["Wireless Earbuds", "USB-C Charger", "Smart Watch", "Bluetooth Speaker", "4K Monitor"]),
-    ("Fashion", 1_499, 24_999, &["Denim Jacket", "Linen Shirt", "Sneakers", "Wool Scarf", "Leather Belt"]),
-    ("Home & Kitchen", 999, 49_999, &["Chef's Knife", "Cast Iron Pan", "Coffee Grinder", "Bath Towels", "Table Lamp"]),
-    ("Beauty", 599, 8_999, &["Face Serum", "Lip Balm", "Shampoo", "Perfume", "Sunscreen"]),
-    ("Sports & Outdoors", 1_299, 59_999, &["Yoga Mat", "Running Shoes", "Tent", "Water Bottle", "Cycling Helmet"]),
-    ("Books", 499, 4_999, &["Cookbook", "Mystery Novel", "Travel Guide", "Children's Book", "Biography"]),
-    ("Toys & Games", 799, 14_999, &["Board Game", "Building Blocks", "Puzzle", "Plush Bear", "RC Car"]),
-    ("Grocery", 199, 4_999, &["Olive Oil", "Coffee Beans", "Green Tea", "Dark Chocolate", "Granola"]),
-    ("Garden", 999, 39_999, &["Garden Hose", "Seed Kit", "Pruning Shears", "Planter", "Bird Feeder"]),
-    ("Health", 499, 9_999, &["Vitamins", "Protein Powder", "First Aid Kit", "Massage Ball", "Thermometer"]),
-    ("Jewelry", 2_999, 199_999, &["Silver Ring", "Gold Necklace", "Pearl Earrings", "Bracelet", "Watch"]),
-    ("Pet Supplies", 499, 19_999, &["Dog Food", "Cat Tree", "Leash", "Pet Bed", "Aquarium Filter"]),
+    (
+        "Electronics",
+        1_999,
+        129_999,
+        &[
+            "Wireless Earbuds",
+            "USB-C Charger",
+            "Smart Watch",
+            "Bluetooth Speaker",
+            "4K Monitor",
+        ],
+    ),
+    (
+        "Fashion",
+        1_499,
+        24_999,
+        &[
+            "Denim Jacket",
+            "Linen Shirt",
+            "Sneakers",
+            "Wool Scarf",
+            "Leather Belt",
+        ],
+    ),
+    (
+        "Home & Kitchen",
+        999,
+        49_999,
+        &[
+            "Chef's Knife",
+            "Cast Iron Pan",
+            "Coffee Grinder",
+            "Bath Towels",
+            "Table Lamp",
+        ],
+    ),
+    (
+        "Beauty",
+        599,
+        8_999,
+        &["Face Serum", "Lip Balm", "Shampoo", "Perfume", "Sunscreen"],
+    ),
+    (
+        "Sports & Outdoors",
+        1_299,
+        59_999,
+        &[
+            "Yoga Mat",
+            "Running Shoes",
+            "Tent",
+            "Water Bottle",
+            "Cycling Helmet",
+        ],
+    ),
+    (
+        "Books",
+        499,
+        4_999,
+        &[
+            "Cookbook",
+            "Mystery Novel",
+            "Travel Guide",
+            "Children's Book",
+            "Biography",
+        ],
+    ),
+    (
+        "Toys & Games",
+        799,
+        14_999,
+        &[
+            "Board Game",
+            "Building Blocks",
+            "Puzzle",
+            "Plush Bear",
+            "RC Car",
+        ],
+    ),
+    (
+        "Grocery",
+        199,
+        4_999,
+        &[
+            "Olive Oil",
+            "Coffee Beans",
+            "Green Tea",
+            "Dark Chocolate",
+            "Granola",
+        ],
+    ),
+    (
+        "Garden",
+        999,
+        39_999,
+        &[
+            "Garden Hose",
+            "Seed Kit",
+            "Pruning Shears",
+            "Planter",
+            "Bird Feeder",
+        ],
+    ),
+    (
+        "Health",
+        499,
+        9_999,
+        &[
+            "Vitamins",
+            "Protein Powder",
+            "First Aid Kit",
+            "Massage Ball",
+            "Thermometer",
+        ],
+    ),
+    (
+        "Jewelry",
+        2_999,
+        199_999,
+        &[
+            "Silver Ring",
+            "Gold Necklace",
+            "Pearl Earrings",
+            "Bracelet",
+            "Watch",
+        ],
+    ),
+    (
+        "Pet Supplies",
+        499,
+        19_999,
+        &[
+            "Dog Food",
+            "Cat Tree",
+            "Leash",
+            "Pet Bed",
+            "Aquarium Filter",
+        ],
+    ),
 ];
 
 /// Relative likelihood of an order in each hour of the day (UTC as local): lunch and evening peaks.
@@ -66,22 +242,47 @@ pub const HOUR_WEIGHTS: [u32; 24] = [
 pub const WEEKDAY_WEIGHTS: [u32; 7] = [17, 14, 13, 13, 14, 12, 17];
 
 /// Channel and weight.
-pub const ORDER_CHANNELS: &[(&str, u32)] = &[("web", 55), ("mobile_app", 33), ("marketplace", 7), ("in_store", 5)];
+pub const ORDER_CHANNELS: &[(&str, u32)] = &[
+    ("web", 55),
+    ("mobile_app", 33),
+    ("marketplace", 7),
+    ("in_store", 5),
+];
 
 /// Session source and weight.
-pub const SESSION_SOURCES: &[(&str, u32)] =
-    &[("direct", 30), ("organic_search", 25), ("paid_search", 12), ("email", 13), ("social", 14), ("referral", 6)];
+pub const SESSION_SOURCES: &[(&str, u32)] = &[
+    ("direct", 30),
+    ("organic_search", 25),
+    ("paid_search", 12),
+    ("email", 13),
+    ("social", 14),
+    ("referral", 6),
+];
 
 pub const CAMPAIGN_THEMES: &[&str] = &[
-    "Spring Sale", "Summer Essentials", "Back to School", "Black Friday", "Cyber Monday",
-    "Holiday Gift Guide", "New Year Clearance", "Valentine's Picks", "Loyalty Double Points",
+    "Spring Sale",
+    "Summer Essentials",
+    "Back to School",
+    "Black Friday",
+    "Cyber Monday",
+    "Holiday Gift Guide",
+    "New Year Clearance",
+    "Valentine's Picks",
+    "Loyalty Double Points",
     "Weekend Flash Sale",
 ];
 
 pub const TICKET_SUBJECTS: &[&str] = &[
-    "Where is my order?", "Item arrived damaged", "Wrong size delivered", "Refund not received",
-    "Cannot log in", "Change delivery address", "Promo code not working", "Question about warranty",
-    "Missing item in package", "Cancel my order",
+    "Where is my order?",
+    "Item arrived damaged",
+    "Wrong size delivered",
+    "Refund not received",
+    "Cannot log in",
+    "Change delivery address",
+    "Promo code not working",
+    "Question about warranty",
+    "Missing item in package",
+    "Cancel my order",
 ];
 
 pub const NOTE_BODIES: &[&str] = &[
@@ -111,4 +312,8 @@ pub const MANUAL_SEGMENTS: &[(&str, &str)] = &[
 ];
 
 /// Admins who wrote the seeded notes and tag assignments: id, name.
-pub const SEED_ADMINS: &[(&str, &str)] = &[("ava", "Ava Admin"), ("sam", "Sam Support"), ("mia", "Mia Marketing")];
+pub const SEED_ADMINS: &[(&str, &str)] = &[
+    ("ava", "Ava Admin"),
+    ("sam", "Sam Support"),
+    ("mia", "Mia Marketing"),
+];

@@ -17,7 +17,13 @@ pub struct CopyBuf {
 
 impl CopyBuf {
     pub fn new(table: &'static str, columns: &'static str) -> CopyBuf {
-        CopyBuf { table, columns, data: String::with_capacity(1 << 20), at_row_start: true, rows: 0 }
+        CopyBuf {
+            table,
+            columns,
+            data: String::with_capacity(1 << 20),
+            at_row_start: true,
+            rows: 0,
+        }
     }
 
     fn sep(&mut self) {
@@ -110,7 +116,10 @@ impl CopyBuf {
         let sink = client.copy_in::<_, bytes::Bytes>(&statement).await?;
         futures_util::pin_mut!(sink);
         sink.send(bytes::Bytes::from(self.data)).await?;
-        let stored = sink.finish().await.with_context(|| format!("COPY into {} failed", self.table))?;
+        let stored = sink
+            .finish()
+            .await
+            .with_context(|| format!("COPY into {} failed", self.table))?;
         anyhow::ensure!(
             stored == self.rows as u64,
             "COPY into {} stored {stored} of {} rows",
@@ -130,9 +139,15 @@ mod tests {
         let mut b = CopyBuf::new("t", "a, b, c, d");
         b.int(7).text("tab\there\\ and\nnewline").null().bool(true);
         b.end_row();
-        b.opt_text(Some("x")).opt_int(None).date(NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()).bool(false);
+        b.opt_text(Some("x"))
+            .opt_int(None)
+            .date(NaiveDate::from_ymd_opt(2026, 1, 2).unwrap())
+            .bool(false);
         b.end_row();
         assert_eq!(b.rows, 2);
-        assert_eq!(b.data, "7\ttab\\there\\\\ and\\nnewline\t\\N\tt\nx\t\\N\t2026-01-02\tf\n");
+        assert_eq!(
+            b.data,
+            "7\ttab\\there\\\\ and\\nnewline\t\\N\tt\nx\t\\N\t2026-01-02\tf\n"
+        );
     }
 }

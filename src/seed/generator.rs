@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::db::enums::{
-    CampaignEventType, ConsentChannel, DeviceType, NoteVisibility, OrderStatus, ReferralStatus, TicketPriority,
-    TicketStatus,
+    CampaignEventType, ConsentChannel, DeviceType, NoteVisibility, OrderStatus, ReferralStatus,
+    TicketPriority, TicketStatus,
 };
 use crate::domain::loyalty::tier_for_lifetime_points;
 use crate::seed::catalog::*;
@@ -39,20 +39,62 @@ const SEGMENT_ASSIGNMENTS: usize = 13;
 
 fn empty_bufs() -> Vec<CopyBuf> {
     vec![
-        CopyBuf::new("customers", "id, name, email, phone, address_line, city, postal_code, country, birthday, created_at, updated_at"),
-        CopyBuf::new("orders", "id, customer_id, order_number, status, subtotal_cents, discount_cents, shipping_cents, tax_cents, total_cents, currency, channel, placed_at, updated_at"),
-        CopyBuf::new("order_items", "id, order_id, customer_id, category_id, product_name, quantity, unit_price_cents, created_at"),
-        CopyBuf::new("loyalty_accounts", "customer_id, tier, balance, lifetime_points, referral_code, joined_at, updated_at"),
-        CopyBuf::new("loyalty_transactions", "id, customer_id, points, reason, order_id, expires_at, admin_id, admin_name, created_at"),
-        CopyBuf::new("referrals", "id, referrer_customer_id, referred_customer_id, referred_email, status, created_at"),
-        CopyBuf::new("marketing_consents", "customer_id, channel, opted_in, updated_at"),
-        CopyBuf::new("campaign_events", "id, campaign_id, customer_id, event_type, occurred_at"),
-        CopyBuf::new("support_tickets", "id, customer_id, subject, description, status, priority, created_by, created_at, resolved_at, satisfaction, updated_at"),
-        CopyBuf::new("web_sessions", "id, customer_id, device, started_at, duration_seconds, page_views, source"),
-        CopyBuf::new("category_views", "id, customer_id, category_id, session_id, viewed_at"),
-        CopyBuf::new("customer_notes", "id, customer_id, author_id, author_name, body, visibility, pinned, created_at, updated_at"),
-        CopyBuf::new("customer_tag_assignments", "id, customer_id, tag_id, assigned_by, assigned_by_name, assigned_at"),
-        CopyBuf::new("customer_segment_assignments", "id, customer_id, segment_id, source, assigned_by, assigned_at"),
+        CopyBuf::new(
+            "customers",
+            "id, name, email, phone, address_line, city, postal_code, country, birthday, created_at, updated_at",
+        ),
+        CopyBuf::new(
+            "orders",
+            "id, customer_id, order_number, status, subtotal_cents, discount_cents, shipping_cents, tax_cents, total_cents, currency, channel, placed_at, updated_at",
+        ),
+        CopyBuf::new(
+            "order_items",
+            "id, order_id, customer_id, category_id, product_name, quantity, unit_price_cents, created_at",
+        ),
+        CopyBuf::new(
+            "loyalty_accounts",
+            "customer_id, tier, balance, lifetime_points, referral_code, joined_at, updated_at",
+        ),
+        CopyBuf::new(
+            "loyalty_transactions",
+            "id, customer_id, points, reason, order_id, expires_at, admin_id, admin_name, created_at",
+        ),
+        CopyBuf::new(
+            "referrals",
+            "id, referrer_customer_id, referred_customer_id, referred_email, status, created_at",
+        ),
+        CopyBuf::new(
+            "marketing_consents",
+            "customer_id, channel, opted_in, updated_at",
+        ),
+        CopyBuf::new(
+            "campaign_events",
+            "id, campaign_id, customer_id, event_type, occurred_at",
+        ),
+        CopyBuf::new(
+            "support_tickets",
+            "id, customer_id, subject, description, status, priority, created_by, created_at, resolved_at, satisfaction, updated_at",
+        ),
+        CopyBuf::new(
+            "web_sessions",
+            "id, customer_id, device, started_at, duration_seconds, page_views, source",
+        ),
+        CopyBuf::new(
+            "category_views",
+            "id, customer_id, category_id, session_id, viewed_at",
+        ),
+        CopyBuf::new(
+            "customer_notes",
+            "id, customer_id, author_id, author_name, body, visibility, pinned, created_at, updated_at",
+        ),
+        CopyBuf::new(
+            "customer_tag_assignments",
+            "id, customer_id, tag_id, assigned_by, assigned_by_name, assigned_at",
+        ),
+        CopyBuf::new(
+            "customer_segment_assignments",
+            "id, customer_id, segment_id, source, assigned_by, assigned_at",
+        ),
     ]
 }
 
@@ -130,7 +172,9 @@ fn shopping_time(rng: &mut ChaCha8Rng, from: DateTime<Utc>, to: DateTime<Utc>) -
     let mut day = from.date_naive();
     for _ in 0..16 {
         day = from.date_naive() + Duration::days(rng.random_range(0..=days));
-        if rng.random_range(0..max_weight) < WEEKDAY_WEIGHTS[day.weekday().num_days_from_monday() as usize] {
+        if rng.random_range(0..max_weight)
+            < WEEKDAY_WEIGHTS[day.weekday().num_days_from_monday() as usize]
+        {
             break;
         }
     }
@@ -178,10 +222,25 @@ impl Generator {
             c.id = i as i64 + 1;
         }
         let ids = NextIds {
-            order: 1, item: 1, loyalty_tx: 1, referral: 1, campaign_event: 1, ticket: 1, session: 1,
-            view: 1, note: 1, tag_assignment: 1, segment_assignment: 1,
+            order: 1,
+            item: 1,
+            loyalty_tx: 1,
+            referral: 1,
+            campaign_event: 1,
+            ticket: 1,
+            session: 1,
+            view: 1,
+            note: 1,
+            tag_assignment: 1,
+            segment_assignment: 1,
         };
-        Generator { seed, anchor, total_customers, campaigns, ids }
+        Generator {
+            seed,
+            anchor,
+            total_customers,
+            campaigns,
+            ids,
+        }
     }
 
     /// The shared catalogue rows: categories, campaigns, tags and manual segments.
@@ -195,17 +254,34 @@ impl Generator {
         for c in &self.campaigns {
             let theme = CAMPAIGN_THEMES[(c.id as usize) % CAMPAIGN_THEMES.len()];
             let name = format!("{theme} {} ({})", c.started_at.year(), c.channel);
-            campaigns.int(c.id).text(&name).text(c.channel.as_str()).ts(c.started_at);
+            campaigns
+                .int(c.id)
+                .text(&name)
+                .text(c.channel.as_str())
+                .ts(c.started_at);
             campaigns.end_row();
         }
         let mut tags = CopyBuf::new("customer_tags", "id, name, color, created_by, created_at");
         for (i, (name, color)) in TAGS.iter().enumerate() {
-            tags.int(i as i64 + 1).text(name).text(color).text(SEED_ADMINS[0].0).ts(self.anchor - Duration::days(HISTORY_DAYS));
+            tags.int(i as i64 + 1)
+                .text(name)
+                .text(color)
+                .text(SEED_ADMINS[0].0)
+                .ts(self.anchor - Duration::days(HISTORY_DAYS));
             tags.end_row();
         }
-        let mut segments = CopyBuf::new("customer_segments", "id, name, description, kind, rule, created_at");
+        let mut segments = CopyBuf::new(
+            "customer_segments",
+            "id, name, description, kind, rule, created_at",
+        );
         for (i, (name, description)) in MANUAL_SEGMENTS.iter().enumerate() {
-            segments.int(i as i64 + 1).text(name).text(description).text("manual").null().ts(self.anchor - Duration::days(HISTORY_DAYS));
+            segments
+                .int(i as i64 + 1)
+                .text(name)
+                .text(description)
+                .text("manual")
+                .null()
+                .ts(self.anchor - Duration::days(HISTORY_DAYS));
             segments.end_row();
         }
         vec![categories, campaigns, tags, segments]
@@ -217,27 +293,50 @@ impl Generator {
         for index in range {
             self.customer(index, &mut bufs);
         }
-        Batch { customers: count, bufs }
+        Batch {
+            customers: count,
+            bufs,
+        }
     }
 
     fn customer(&mut self, index: u32, b: &mut [CopyBuf]) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(index + 1));
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(index + 1),
+        );
         let rng = &mut rng;
         let id = i64::from(index) + 1;
         let anchor = self.anchor;
 
         // Signups skew recent: the shop grows.
         let days_ago = ((HISTORY_DAYS as f64) * rng.random::<f64>().powf(1.4)) as i64 + 1;
-        let created_at = between(rng, anchor - Duration::days(days_ago), anchor - Duration::days(days_ago - 1));
+        let created_at = between(
+            rng,
+            anchor - Duration::days(days_ago),
+            anchor - Duration::days(days_ago - 1),
+        );
 
         let first = pick(rng, FIRST_NAMES);
         let last = pick(rng, LAST_NAMES);
-        let email = format!("{}.{}{}@{}", ascii_slug(first), ascii_slug(last), id, *pick(rng, EMAIL_DOMAINS));
+        let email = format!(
+            "{}.{}{}@{}",
+            ascii_slug(first),
+            ascii_slug(last),
+            id,
+            *pick(rng, EMAIL_DOMAINS)
+        );
         let phone = match rng.random_range(0..10) {
             0 => None,
-            1..=5 => Some(format!("+1 (555) 0{:02}-{:04}", rng.random_range(0..100), rng.random_range(0..10_000))),
+            1..=5 => Some(format!(
+                "+1 (555) 0{:02}-{:04}",
+                rng.random_range(0..100),
+                rng.random_range(0..10_000)
+            )),
             6 | 7 => Some(format!("+44 20 7946 {:04}", rng.random_range(0..10_000))),
-            _ => Some(format!("555.0{:02}.{:04}", rng.random_range(0..100), rng.random_range(0..10_000))),
+            _ => Some(format!(
+                "555.0{:02}.{:04}",
+                rng.random_range(0..100),
+                rng.random_range(0..10_000)
+            )),
         };
         let (city, postal, country, currency) = *pick(rng, PLACES);
         let has_address = rng.random_bool(0.92);
@@ -252,7 +351,11 @@ impl Generator {
         if has_address {
             let line = format!("{} {}", rng.random_range(1..400), pick(rng, STREETS));
             let postal = format!("{postal}{:02}", rng.random_range(0..100));
-            b[CUSTOMERS].text(&line).text(city).text(&postal).text(country);
+            b[CUSTOMERS]
+                .text(&line)
+                .text(city)
+                .text(&postal)
+                .text(country);
         } else {
             b[CUSTOMERS].null().null().null().text(country);
         }
@@ -264,7 +367,9 @@ impl Generator {
         b[CUSTOMERS].end_row();
 
         // Traits that make one customer's history hang together.
-        let favourites: Vec<usize> = (0..rng.random_range(2..=3)).map(|_| rng.random_range(0..CATEGORIES.len())).collect();
+        let favourites: Vec<usize> = (0..rng.random_range(2..=3))
+            .map(|_| rng.random_range(0..CATEGORIES.len()))
+            .collect();
         let engagement = 0.05 + 0.65 * rng.random::<f64>().powf(1.5);
         let preferred_device = weighted(rng, &[35, 55, 10]);
         let tenure_days = (anchor - created_at).num_days().max(1);
@@ -279,7 +384,16 @@ impl Generator {
         self.loyalty(rng, id, created_at, &orders, b);
         self.marketing(rng, id, created_at, engagement, b);
         self.tickets(rng, id, created_at, &orders, b);
-        self.sessions(rng, id, created_at, active_until, orders.len(), preferred_device, &favourites, b);
+        self.sessions(
+            rng,
+            id,
+            created_at,
+            active_until,
+            orders.len(),
+            preferred_device,
+            &favourites,
+            b,
+        );
         self.collaboration(rng, id, created_at, b);
     }
 
@@ -300,7 +414,9 @@ impl Generator {
         // Heavy-tailed: most customers order a few times, a few order very often.
         let expected = (2.1 + 0.95 * normal(rng)).exp() * tenure_years.sqrt();
         let count = (expected.floor() as i64).clamp(0, 250);
-        let mut times: Vec<DateTime<Utc>> = (0..count).map(|_| shopping_time(rng, created_at, active_until)).collect();
+        let mut times: Vec<DateTime<Utc>> = (0..count)
+            .map(|_| shopping_time(rng, created_at, active_until))
+            .collect();
         times.sort();
         let mut placed = Vec::with_capacity(times.len());
         for placed_at in times {
@@ -308,9 +424,17 @@ impl Generator {
             self.ids.order += 1;
             let age = anchor - placed_at;
             let status = if age < Duration::days(2) {
-                if rng.random_bool(0.3) { OrderStatus::Pending } else { OrderStatus::Paid }
+                if rng.random_bool(0.3) {
+                    OrderStatus::Pending
+                } else {
+                    OrderStatus::Paid
+                }
             } else if age < Duration::days(7) {
-                if rng.random_bool(0.2) { OrderStatus::Paid } else { OrderStatus::Shipped }
+                if rng.random_bool(0.2) {
+                    OrderStatus::Paid
+                } else {
+                    OrderStatus::Shipped
+                }
             } else {
                 match weighted(rng, &[88, 5, 7]) {
                     0 => OrderStatus::Delivered,
@@ -321,7 +445,11 @@ impl Generator {
             let mut subtotal = 0i64;
             let items = 1 + weighted(rng, &[50, 28, 14, 8]);
             for _ in 0..items {
-                let category = if rng.random_bool(0.7) { *pick(rng, favourites) } else { rng.random_range(0..CATEGORIES.len()) };
+                let category = if rng.random_bool(0.7) {
+                    *pick(rng, favourites)
+                } else {
+                    rng.random_range(0..CATEGORIES.len())
+                };
                 let (_, lo, hi, products) = CATEGORIES[category];
                 let price = lo + ((hi - lo) as f64 * rng.random::<f64>().powi(3)) as i64;
                 let quantity = 1 + weighted(rng, &[80, 15, 5]) as i64;
@@ -331,14 +459,18 @@ impl Generator {
                     .int(order_id)
                     .int(customer)
                     .int(category as i64 + 1)
-                    .text(*pick(rng, products))
+                    .text(pick::<&str>(rng, products))
                     .int(quantity)
                     .int(price)
                     .ts(placed_at);
                 b[ORDER_ITEMS].end_row();
                 self.ids.item += 1;
             }
-            let discount = if rng.random_bool(0.15) { subtotal * rng.random_range(10..=20) / 100 } else { 0 };
+            let discount = if rng.random_bool(0.15) {
+                subtotal * rng.random_range(10..=20) / 100
+            } else {
+                0
+            };
             let shipping = if subtotal >= 5_000 { 0 } else { 599 };
             let tax = (subtotal - discount) * 8 / 100;
             let total = subtotal - discount + shipping + tax;
@@ -358,7 +490,10 @@ impl Generator {
                 .ts(placed_at)
                 .ts(updated_at.max(placed_at));
             b[ORDERS].end_row();
-            let earns = matches!(status, OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered);
+            let earns = matches!(
+                status,
+                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered
+            );
             placed.push((order_id, placed_at, total, earns));
         }
         placed
@@ -381,7 +516,12 @@ impl Generator {
         let joined_at = (created_at + Duration::days(rng.random_range(0..30))).min(anchor);
         let mut balance = 0i64;
         let mut lifetime = 0i64;
-        let ledger = |b: &mut [CopyBuf], ids: &mut NextIds, points: i64, reason: &str, order: Option<i64>, at: DateTime<Utc>| {
+        let ledger = |b: &mut [CopyBuf],
+                      ids: &mut NextIds,
+                      points: i64,
+                      reason: &str,
+                      order: Option<i64>,
+                      at: DateTime<Utc>| {
             let expires = (points > 0).then(|| at + Duration::days(365));
             b[LOYALTY_TRANSACTIONS]
                 .int(ids.loyalty_tx)
@@ -405,13 +545,27 @@ impl Generator {
             }
             let points = (total / 100).max(1);
             let at = *placed_at + Duration::minutes(1);
-            ledger(b, &mut self.ids, points, &format!("Order ORD-{order_id:08}"), Some(*order_id), at);
+            ledger(
+                b,
+                &mut self.ids,
+                points,
+                &format!("Order ORD-{order_id:08}"),
+                Some(*order_id),
+                at,
+            );
             balance += points;
             lifetime += points;
             if balance >= 500 && rng.random_bool(0.12) {
                 let redeem = (balance / 100).min(20) * 100;
                 let at = (at + Duration::days(rng.random_range(1..30))).min(anchor);
-                ledger(b, &mut self.ids, -redeem, "Redeemed for a discount", None, at);
+                ledger(
+                    b,
+                    &mut self.ids,
+                    -redeem,
+                    "Redeemed for a discount",
+                    None,
+                    at,
+                );
                 balance -= redeem;
             }
         }
@@ -452,14 +606,28 @@ impl Generator {
 
     /// Consents per channel, and the campaigns sent on channels the customer accepts, with
     /// opens, clicks and the odd unsubscribe in proportion to how engaged they are.
-    fn marketing(&mut self, rng: &mut ChaCha8Rng, customer: i64, created_at: DateTime<Utc>, engagement: f64, b: &mut [CopyBuf]) {
-        let channels = [(ConsentChannel::Email, 0.72), (ConsentChannel::Sms, 0.28), (ConsentChannel::Push, 0.40)];
+    fn marketing(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        customer: i64,
+        created_at: DateTime<Utc>,
+        engagement: f64,
+        b: &mut [CopyBuf],
+    ) {
+        let channels = [
+            (ConsentChannel::Email, 0.72),
+            (ConsentChannel::Sms, 0.28),
+            (ConsentChannel::Push, 0.40),
+        ];
         let mut opted: Vec<(ConsentChannel, bool, DateTime<Utc>)> = channels
             .iter()
             .map(|(channel, p)| (*channel, rng.random_bool(*p), created_at))
             .collect();
         for campaign in self.campaigns.iter().filter(|c| c.started_at > created_at) {
-            let Some(slot) = opted.iter_mut().find(|(ch, on, _)| *ch == campaign.channel && *on) else {
+            let Some(slot) = opted
+                .iter_mut()
+                .find(|(ch, on, _)| *ch == campaign.channel && *on)
+            else {
                 continue;
             };
             if !rng.random_bool(0.35) {
@@ -467,7 +635,12 @@ impl Generator {
             }
             let sent_at = campaign.started_at + Duration::minutes(rng.random_range(0..600));
             let mut event = |b: &mut [CopyBuf], kind: CampaignEventType, at: DateTime<Utc>| {
-                b[CAMPAIGN_EVENTS].int(self.ids.campaign_event).int(campaign.id).int(customer).text(kind.as_str()).ts(at);
+                b[CAMPAIGN_EVENTS]
+                    .int(self.ids.campaign_event)
+                    .int(campaign.id)
+                    .int(customer)
+                    .text(kind.as_str())
+                    .ts(at);
                 b[CAMPAIGN_EVENTS].end_row();
                 self.ids.campaign_event += 1;
             };
@@ -476,7 +649,11 @@ impl Generator {
                 let opened_at = sent_at + Duration::minutes(rng.random_range(1..2_000));
                 event(b, CampaignEventType::Opened, opened_at);
                 if rng.random_bool(engagement * 0.5) {
-                    event(b, CampaignEventType::Clicked, opened_at + Duration::seconds(rng.random_range(5..600)));
+                    event(
+                        b,
+                        CampaignEventType::Clicked,
+                        opened_at + Duration::seconds(rng.random_range(5..600)),
+                    );
                 }
             }
             if rng.random_bool(0.006) {
@@ -487,7 +664,11 @@ impl Generator {
             }
         }
         for (channel, on, at) in opted {
-            b[CONSENTS].int(customer).text(channel.as_str()).bool(on).ts(at.min(self.anchor));
+            b[CONSENTS]
+                .int(customer)
+                .text(channel.as_str())
+                .bool(on)
+                .ts(at.min(self.anchor));
             b[CONSENTS].end_row();
         }
     }
@@ -503,7 +684,8 @@ impl Generator {
         b: &mut [CopyBuf],
     ) {
         let unhappy_orders = orders.iter().filter(|o| !o.3).count();
-        let count = weighted(rng, &[70, 18, 8, 4]) + usize::from(unhappy_orders > 0 && rng.random_bool(0.5));
+        let count = weighted(rng, &[70, 18, 8, 4])
+            + usize::from(unhappy_orders > 0 && rng.random_bool(0.5));
         let anchor = self.anchor;
         for _ in 0..count {
             let opened = between(rng, created_at, anchor);
@@ -516,14 +698,29 @@ impl Generator {
             let resolution_hours = (1.5 + 1.2 * normal(rng)).exp().clamp(0.2, 400.0);
             let resolved = opened + Duration::minutes((resolution_hours * 60.0) as i64);
             let (status, resolved_at) = if resolved > anchor || rng.random_bool(0.04) {
-                (if rng.random_bool(0.6) { TicketStatus::Open } else { TicketStatus::Pending }, None)
+                (
+                    if rng.random_bool(0.6) {
+                        TicketStatus::Open
+                    } else {
+                        TicketStatus::Pending
+                    },
+                    None,
+                )
             } else if rng.random_bool(0.72) {
                 (TicketStatus::Resolved, Some(resolved))
             } else {
                 (TicketStatus::Closed, Some(resolved))
             };
             let satisfaction = resolved_at.filter(|_| rng.random_bool(0.8)).map(|_| {
-                let base: i64 = if resolution_hours < 4.0 { 5 } else if resolution_hours < 24.0 { 4 } else if resolution_hours < 96.0 { 3 } else { 2 };
+                let base: i64 = if resolution_hours < 4.0 {
+                    5
+                } else if resolution_hours < 24.0 {
+                    4
+                } else if resolution_hours < 96.0 {
+                    3
+                } else {
+                    2
+                };
                 (base + rng.random_range(-1..=0)).clamp(1, 5)
             });
             let subject = pick(rng, TICKET_SUBJECTS);
@@ -558,8 +755,13 @@ impl Generator {
     ) {
         let count = order_count / 2 + rng.random_range(0..5);
         for _ in 0..count {
-            let device_index = if rng.random_bool(0.7) { preferred_device } else { weighted(rng, &[35, 55, 10]) };
-            let device = [DeviceType::Desktop, DeviceType::Mobile, DeviceType::Tablet][device_index];
+            let device_index = if rng.random_bool(0.7) {
+                preferred_device
+            } else {
+                weighted(rng, &[35, 55, 10])
+            };
+            let device =
+                [DeviceType::Desktop, DeviceType::Mobile, DeviceType::Tablet][device_index];
             let started_at = shopping_time(rng, created_at, active_until);
             let duration = ((4.5 + 1.0 * normal(rng)).exp() as i64).clamp(5, 7_200);
             let page_views = (1 + duration / 45 + rng.random_range(0..4)).min(200);
@@ -575,9 +777,18 @@ impl Generator {
             b[SESSIONS].end_row();
             self.ids.session += 1;
             for _ in 0..weighted(rng, &[30, 45, 25]) {
-                let category = if rng.random_bool(0.75) { *pick(rng, favourites) } else { rng.random_range(0..CATEGORIES.len()) };
+                let category = if rng.random_bool(0.75) {
+                    *pick(rng, favourites)
+                } else {
+                    rng.random_range(0..CATEGORIES.len())
+                };
                 let viewed_at = started_at + Duration::seconds(rng.random_range(0..=duration));
-                b[CATEGORY_VIEWS].int(self.ids.view).int(customer).int(category as i64 + 1).int(session_id).ts(viewed_at);
+                b[CATEGORY_VIEWS]
+                    .int(self.ids.view)
+                    .int(customer)
+                    .int(category as i64 + 1)
+                    .int(session_id)
+                    .ts(viewed_at);
                 b[CATEGORY_VIEWS].end_row();
                 self.ids.view += 1;
             }
@@ -585,19 +796,29 @@ impl Generator {
     }
 
     /// What admins left behind: a few notes, tags and manual segment memberships.
-    fn collaboration(&mut self, rng: &mut ChaCha8Rng, customer: i64, created_at: DateTime<Utc>, b: &mut [CopyBuf]) {
+    fn collaboration(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        customer: i64,
+        created_at: DateTime<Utc>,
+        b: &mut [CopyBuf],
+    ) {
         let anchor = self.anchor;
         if rng.random_bool(0.04) {
             for _ in 0..rng.random_range(1..=2) {
                 let (author_id, author_name) = *pick(rng, SEED_ADMINS);
                 let at = between(rng, created_at, anchor);
-                let visibility = if rng.random_bool(0.75) { NoteVisibility::Public } else { NoteVisibility::Private };
+                let visibility = if rng.random_bool(0.75) {
+                    NoteVisibility::Public
+                } else {
+                    NoteVisibility::Private
+                };
                 b[NOTES]
                     .int(self.ids.note)
                     .int(customer)
                     .text(author_id)
                     .text(author_name)
-                    .text(*pick(rng, NOTE_BODIES))
+                    .text(pick::<&str>(rng, NOTE_BODIES))
                     .text(visibility.as_str())
                     .bool(rng.random_bool(0.2))
                     .ts(at)
@@ -608,7 +829,9 @@ impl Generator {
         }
         if rng.random_bool(0.05) {
             let first = rng.random_range(0..TAGS.len());
-            let second = rng.random_bool(0.3).then(|| (first + 1 + rng.random_range(0..TAGS.len() - 1)) % TAGS.len());
+            let second = rng
+                .random_bool(0.3)
+                .then(|| (first + 1 + rng.random_range(0..TAGS.len() - 1)) % TAGS.len());
             for tag in std::iter::once(first).chain(second) {
                 let (admin_id, admin_name) = *pick(rng, SEED_ADMINS);
                 b[TAG_ASSIGNMENTS]
@@ -667,7 +890,11 @@ mod tests {
         let b = chunked.customers(15..40);
         let rows = |bs: &[&Batch], i: usize| bs.iter().map(|b| b.bufs[i].rows).sum::<usize>();
         for table in 0..all.bufs.len() {
-            assert_eq!(rows(&[&all], table), rows(&[&a, &b], table), "table {table}");
+            assert_eq!(
+                rows(&[&all], table),
+                rows(&[&a, &b], table),
+                "table {table}"
+            );
         }
     }
 
@@ -680,6 +907,11 @@ mod tests {
         for _ in 0..20_000 {
             hours[shopping_time(&mut rng, from, to).hour() as usize] += 1;
         }
-        assert!(hours[20] > 3 * hours[4], "evening {} vs night {}", hours[20], hours[4]);
+        assert!(
+            hours[20] > 3 * hours[4],
+            "evening {} vs night {}",
+            hours[20],
+            hours[4]
+        );
     }
 }

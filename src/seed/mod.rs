@@ -20,7 +20,8 @@ use generator::{Batch, Generator};
 /// Customers generated and loaded per round trip.
 const CHUNK: u32 = 2_000;
 
-const PROGRESS_TEMPLATE: &str = "{spinner} seeding [{bar:40}] {pos}/{len} customers, {per_sec}, eta {eta} {msg}";
+const PROGRESS_TEMPLATE: &str =
+    "{spinner} seeding [{bar:40}] {pos}/{len} customers, {per_sec}, eta {eta} {msg}";
 
 /// Tables emptied by `--reset` (everything else cascades from them).
 const RESET_TABLES: &str = "customers, product_categories, campaigns, customer_tags, customer_segments, \
@@ -28,9 +29,22 @@ const RESET_TABLES: &str = "customers, product_categories, campaigns, customer_t
 
 /// Tables whose `id` sequence must continue after the explicit ids the seed wrote.
 const SEQUENCED_TABLES: &[&str] = &[
-    "customers", "product_categories", "orders", "order_items", "loyalty_transactions", "referrals",
-    "campaigns", "campaign_events", "support_tickets", "web_sessions", "category_views", "customer_notes",
-    "customer_tags", "customer_tag_assignments", "customer_segments", "customer_segment_assignments",
+    "customers",
+    "product_categories",
+    "orders",
+    "order_items",
+    "loyalty_transactions",
+    "referrals",
+    "campaigns",
+    "campaign_events",
+    "support_tickets",
+    "web_sessions",
+    "category_views",
+    "customer_notes",
+    "customer_tags",
+    "customer_tag_assignments",
+    "customer_segments",
+    "customer_segment_assignments",
 ];
 
 #[derive(Debug)]
@@ -45,7 +59,10 @@ pub async fn customer_count(database_url: &str) -> anyhow::Result<i64> {
     db::url::ensure_database(database_url).await?;
     db::migrations::run(database_url).await?;
     let client = db::url::connect_raw(database_url).await?;
-    Ok(client.query_one("SELECT count(*) FROM customers", &[]).await?.get(0))
+    Ok(client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await?
+        .get(0))
 }
 
 pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<SeedReport> {
@@ -59,7 +76,10 @@ pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<S
         .await
         .context("seeding switches row triggers off and needs a superuser (or SET privilege on session_replication_role)")?;
 
-    let existing: i64 = client.query_one("SELECT count(*) FROM customers", &[]).await?.get(0);
+    let existing: i64 = client
+        .query_one("SELECT count(*) FROM customers", &[])
+        .await?
+        .get(0);
     if existing > 0 && !config.reset {
         bail!(
             "database '{}' already holds {existing} customers; seeding refuses to mix data sets. \
@@ -83,7 +103,11 @@ pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<S
         rows += buf.load(&client).await?;
     }
 
-    let progress = if config.quiet { ProgressBar::hidden() } else { ProgressBar::new(u64::from(config.customers)) };
+    let progress = if config.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(u64::from(config.customers))
+    };
     progress.set_style(
         ProgressStyle::with_template(PROGRESS_TEMPLATE)
             // unwrap: the template is a constant checked by the test suite.
@@ -135,7 +159,11 @@ pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<S
     progress.set_message("analyzing");
     client.batch_execute("ANALYZE").await?;
     progress.finish_and_clear();
-    Ok(SeedReport { customers: total, rows, elapsed: started.elapsed() })
+    Ok(SeedReport {
+        customers: total,
+        rows,
+        elapsed: started.elapsed(),
+    })
 }
 
 #[cfg(test)]

@@ -42,10 +42,18 @@ fn migrations_fingerprint() -> u64 {
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .flatten()
-        .flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] })
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                vec![e.path()]
+            }
+        })
         .collect()
 }
 
@@ -53,8 +61,13 @@ impl TestDb {
     pub async fn create() -> TestDb {
         let server = DatabaseUrl::parse(PG_URL).expect("unwrap: PG_URL is a constant");
         let template = format!("c360_tpl_{:016x}", migrations_fingerprint());
-        let admin = connect_raw(PG_URL).await.expect("PostgreSQL must run on 127.0.0.1:5432 for the tests");
-        admin.execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK]).await.expect("advisory lock");
+        let admin = connect_raw(PG_URL)
+            .await
+            .expect("PostgreSQL must run on 127.0.0.1:5432 for the tests");
+        admin
+            .execute("SELECT pg_advisory_lock($1)", &[&TEMPLATE_LOCK])
+            .await
+            .expect("advisory lock");
         let exists = admin
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&template])
             .await
@@ -64,26 +77,53 @@ impl TestDb {
             // Migrate under a temporary name and rename on success, so a failed run leaves no
             // half-migrated template behind.
             let building = format!("{template}_building");
-            admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&building))).await.expect("drop");
-            admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&building))).await.expect("create template");
-            customer360::db::migrations::run(&server.with_database(&building)).await.expect("migrate template");
             admin
-                .batch_execute(&format!("ALTER DATABASE {} RENAME TO {}", quote_ident(&building), quote_ident(&template)))
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&building)
+                ))
+                .await
+                .expect("drop");
+            admin
+                .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&building)))
+                .await
+                .expect("create template");
+            customer360::db::migrations::run(&server.with_database(&building))
+                .await
+                .expect("migrate template");
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {} RENAME TO {}",
+                    quote_ident(&building),
+                    quote_ident(&template)
+                ))
                 .await
                 .expect("rename template");
         }
         let name = format!("c360_test_{}", uuid::Uuid::new_v4().simple());
         admin
-            .batch_execute(&format!("CREATE DATABASE {} TEMPLATE {}", quote_ident(&name), quote_ident(&template)))
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                quote_ident(&name),
+                quote_ident(&template)
+            ))
             .await
             .expect("create test database");
-        admin.execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK]).await.expect("unlock");
-        TestDb { url: server.with_database(&name), name }
+        admin
+            .execute("SELECT pg_advisory_unlock($1)", &[&TEMPLATE_LOCK])
+            .await
+            .expect("unlock");
+        TestDb {
+            url: server.with_database(&name),
+            name,
+        }
     }
 
     /// A plain connection for arranging and inspecting data behind the app's back.
     pub async fn sql(&self) -> tokio_postgres::Client {
-        connect_raw(&self.url).await.expect("connect to the test database")
+        connect_raw(&self.url)
+            .await
+            .expect("connect to the test database")
     }
 }
 
@@ -93,10 +133,20 @@ impl Drop for TestDb {
         // Drop runs outside any async context we could borrow; a short-lived runtime of its own
         // on another thread does the cleanup.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async {
                 if let Ok(admin) = connect_raw(PG_URL).await {
-                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await;
+                    let _ = admin
+                        .batch_execute(&format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            quote_ident(&name)
+                        ))
+                        .await;
                 }
             });
         })
@@ -120,8 +170,12 @@ pub struct TestResponse {
 
 impl TestResponse {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     pub fn text(&self) -> String {
@@ -129,17 +183,26 @@ impl TestResponse {
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// Asserts a problem+json error with this status and code; returns the document.
     pub fn problem(&self, status: u16, code: &str) -> Value {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
-        assert_eq!(self.header("content-type").as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
         let body = self.json();
         assert_eq!(body["status"], status);
         assert_eq!(body["code"], code, "{body}");
-        assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+        assert!(
+            body["title"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
         body
     }
 }
@@ -151,17 +214,42 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the app with a chosen Redis (tests of Redis outages point it elsewhere).
 pub async fn spawn_app_with(redis_url: &str) -> TestApp {
-    let _already = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
+    let _already = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let db = TestDb::create().await;
     let redis_prefix = format!("c360test:{}", uuid::Uuid::new_v4().simple());
     let cli = Cli::try_parse_from([
-        "customer360", "--database-url", &db.url, "--redis-url", redis_url, "--jwt-secret", JWT_SECRET,
-        "serve", "--bind", "127.0.0.1:0", "--workers", "1", "--redis-prefix", &redis_prefix,
-        "--db-pool-size", "4", "--db-pool-wait-ms", "1000",
+        "customer360",
+        "--database-url",
+        &db.url,
+        "--redis-url",
+        redis_url,
+        "--jwt-secret",
+        JWT_SECRET,
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--redis-prefix",
+        &redis_prefix,
+        "--db-pool-size",
+        "4",
+        "--db-pool-wait-ms",
+        "1000",
     ])
     .expect("test arguments parse");
-    let Command::Serve(serve) = cli.command else { unreachable!("the arguments name serve") };
-    let app = Application::build(AppConfig { common: cli.common, serve }).await.expect("app builds");
+    let Command::Serve(serve) = cli.command else {
+        unreachable!("the arguments name serve")
+    };
+    let app = Application::build(AppConfig {
+        common: cli.common,
+        serve,
+    })
+    .await
+    .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
@@ -169,14 +257,23 @@ pub async fn spawn_app_with(redis_url: &str) -> TestApp {
         db,
         redis_prefix,
         keys: JwtKeys::new(JWT_SECRET),
-        client: awc::Client::builder().timeout(std::time::Duration::from_secs(30)).finish(),
+        client: awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .finish(),
     }
 }
 
 impl TestApp {
     pub fn token(&self, role: Role) -> String {
         let name = format!("{} Tester", role.as_str());
-        self.keys.issue(&format!("{}-1", role.as_str()), &name, role, chrono::Duration::hours(1)).expect("sign")
+        self.keys
+            .issue(
+                &format!("{}-1", role.as_str()),
+                &name,
+                role,
+                chrono::Duration::hours(1),
+            )
+            .expect("sign")
     }
 
     async fn send(&self, req: awc::ClientRequest, body: Option<Vec<u8>>) -> TestResponse {
@@ -185,8 +282,17 @@ impl TestApp {
             None => req.send().await,
         };
         let mut resp = result.unwrap_or_else(|e| panic!("request failed: {e}"));
-        let body = resp.body().limit(64 * 1024 * 1024).await.expect("read body").to_vec();
-        TestResponse { status: resp.status(), headers: resp.headers().clone(), body }
+        let body = resp
+            .body()
+            .limit(64 * 1024 * 1024)
+            .await
+            .expect("read body")
+            .to_vec();
+        TestResponse {
+            status: resp.status(),
+            headers: resp.headers().clone(),
+            body,
+        }
     }
 
     pub async fn get_raw(&self, path: &str, auth: Option<&str>) -> TestResponse {
@@ -198,10 +304,17 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, role: Role) -> TestResponse {
-        self.get_raw(path, Some(&format!("Bearer {}", self.token(role)))).await
+        self.get_raw(path, Some(&format!("Bearer {}", self.token(role))))
+            .await
     }
 
-    pub async fn post_raw(&self, path: &str, role: Role, content_type: &str, body: Vec<u8>) -> TestResponse {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        role: Role,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> TestResponse {
         let req = self
             .client
             .post(format!("{}{path}", self.address))
@@ -211,6 +324,12 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, role: Role, body: &Value) -> TestResponse {
-        self.post_raw(path, role, "application/json", body.to_string().into_bytes()).await
+        self.post_raw(
+            path,
+            role,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
+        .await
     }
 }
