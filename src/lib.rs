@@ -10,3 +10,4 @@ pub mod redis_link;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;
+pub mod view;

@@ -383,4 +383,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     customer_stats,
     change_events,
     outbox_relay_state,
+    segment_thresholds,
 );
+
+diesel::table! {
+    segment_thresholds (id) {
+        id -> Bool,
+        quintiles -> Jsonb,
+        computed_at -> Timestamptz,
+    }
+}

@@ -2,6 +2,7 @@
 //! file per resource.
 
 pub mod auth;
+pub mod customers;
 pub mod errors;
 pub mod health;
 pub mod input;
@@ -24,6 +25,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi::openapi_json))
         .service(
             web::scope("/api/admin")
+                .route("/customers/{id}/360", web::get().to(customers::view_360))
+                .route("/customers/{id}/orders", web::get().to(customers::orders))
+                .route("/customers/{id}/loyalty", web::get().to(customers::loyalty))
+                .route(
+                    "/customers/{id}/marketing",
+                    web::get().to(customers::marketing),
+                )
+                .route("/customers/{id}/support", web::get().to(customers::support))
+                .route(
+                    "/customers/{id}/timeline",
+                    web::get().to(customers::timeline),
+                )
+                .route(
+                    "/customers/{id}/analytics",
+                    web::get().to(customers::analytics),
+                )
                 .route("/tags", web::get().to(tags::list))
                 .route("/tags", web::post().to(tags::create)),
         )

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{health, metrics, tags};
+use crate::http::{customers, health, metrics, tags};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,13 @@ use crate::http::{health, metrics, tags};
         health::readyz,
         metrics::metrics,
         openapi_json,
+        customers::view_360,
+        customers::orders,
+        customers::loyalty,
+        customers::marketing,
+        customers::support,
+        customers::timeline,
+        customers::analytics,
         tags::list,
         tags::create,
     ),

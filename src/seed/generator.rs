@@ -128,6 +128,9 @@ pub struct Generator {
     ids: NextIds,
 }
 
+/// Manual segments take ids from here on; the automatic ones below are part of the schema.
+const MANUAL_SEGMENT_FIRST_ID: i64 = 101;
+
 /// Days of history before the anchor that signups are spread over.
 const HISTORY_DAYS: i64 = 3 * 365;
 const CAMPAIGN_COUNT: i64 = 60;
@@ -276,7 +279,7 @@ impl Generator {
         );
         for (i, (name, description)) in MANUAL_SEGMENTS.iter().enumerate() {
             segments
-                .int(i as i64 + 1)
+                .int(MANUAL_SEGMENT_FIRST_ID + i as i64)
                 .text(name)
                 .text(description)
                 .text("manual")
@@ -846,7 +849,8 @@ impl Generator {
             }
         }
         if rng.random_bool(0.02) {
-            let segment = rng.random_range(0..MANUAL_SEGMENTS.len()) as i64 + 1;
+            let segment =
+                MANUAL_SEGMENT_FIRST_ID + rng.random_range(0..MANUAL_SEGMENTS.len()) as i64;
             let (admin_id, _) = *pick(rng, SEED_ADMINS);
             b[SEGMENT_ASSIGNMENTS]
                 .int(self.ids.segment_assignment)

@@ -23,9 +23,10 @@ const CHUNK: u32 = 2_000;
 const PROGRESS_TEMPLATE: &str =
     "{spinner} seeding [{bar:40}] {pos}/{len} customers, {per_sec}, eta {eta} {msg}";
 
-/// Tables emptied by `--reset` (everything else cascades from them).
-const RESET_TABLES: &str = "customers, product_categories, campaigns, customer_tags, customer_segments, \
-     change_events, audit_log, idempotency_keys";
+/// Tables emptied by `--reset` (everything else cascades from them). Segments are not among
+/// them: the automatic ones are part of the schema; manual ones are deleted separately.
+const RESET_TABLES: &str = "customers, product_categories, campaigns, customer_tags, \
+     change_events, audit_log, idempotency_keys, segment_thresholds";
 
 /// Tables whose `id` sequence must continue after the explicit ids the seed wrote.
 const SEQUENCED_TABLES: &[&str] = &[
@@ -90,7 +91,8 @@ pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<S
     if config.reset {
         client
             .batch_execute(&format!(
-                "TRUNCATE {RESET_TABLES} RESTART IDENTITY CASCADE; UPDATE outbox_relay_state SET published_seq = 0"
+                "TRUNCATE {RESET_TABLES} RESTART IDENTITY CASCADE; UPDATE outbox_relay_state SET published_seq = 0; \
+                 DELETE FROM customer_segments WHERE kind = 'manual'"
             ))
             .await
             .context("reset failed")?;
@@ -156,6 +158,11 @@ pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<S
             ))
             .await?;
     }
+    client
+        .batch_execute(
+            "SELECT setval(pg_get_serial_sequence('customer_segments', 'id'), greatest(100, max(id)) + 1, false) FROM customer_segments",
+        )
+        .await?;
     progress.set_message("analyzing");
     client.batch_execute("ANALYZE").await?;
     progress.finish_and_clear();

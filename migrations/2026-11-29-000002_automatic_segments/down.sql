@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS segment_thresholds;
+DELETE FROM customer_segments WHERE kind = 'automatic';

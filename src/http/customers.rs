@@ -1,0 +1,290 @@
+//! `/api/admin/customers/{id}/…`: the whole 360 view and each slice on its own, permission
+//! checked and masked for the caller's role.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Deserialize;
+
+use crate::domain::roles::Permission;
+use crate::http::auth::AuthAdmin;
+use crate::http::errors::{ApiError, Problem};
+use crate::startup::AppState;
+use crate::view::cursor::{self, Cursor};
+use crate::view::timeline::{KINDS, TimelineQuery};
+use crate::view::{self, CustomerView, analytics, loyalty, marketing, orders, support, timeline};
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// 404 naming the customer unless it exists; pipelined with the slice's own query.
+async fn ensure_customer(mut conn: &AsyncPgConnection, customer_id: i64) -> Result<(), ApiError> {
+    let found: Count = diesel::sql_query("SELECT count(*) AS n FROM customers WHERE id = $1")
+        .bind::<BigInt, _>(customer_id)
+        .get_result(&mut conn)
+        .await?;
+    if found.n == 0 {
+        Err(not_found(customer_id))
+    } else {
+        Ok(())
+    }
+}
+
+fn not_found(customer_id: i64) -> ApiError {
+    ApiError::not_found(format!("customer {customer_id} does not exist"))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1–100, default 20.
+    pub limit: Option<String>,
+}
+
+impl PageParams {
+    fn parse(&self) -> Result<(Cursor, i64), ApiError> {
+        let after = self
+            .cursor
+            .as_deref()
+            .map(Cursor::decode)
+            .transpose()?
+            .unwrap_or_else(Cursor::start);
+        Ok((
+            after,
+            cursor::limit(parse_int("limit", self.limit.as_deref())?)?,
+        ))
+    }
+}
+
+fn parse_int(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| {
+                ApiError::validation(field, format!("{field} must be an integer, got '{v}'"))
+            })
+        })
+        .transpose()
+}
+
+/// ISO 8601 instant or date (a date means its midnight, UTC).
+pub fn parse_instant(field: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            ApiError::validation(
+                field,
+                format!("{field} must be an ISO 8601 date or date-time, got '{value}'"),
+            )
+        })
+}
+
+type Id = web::Path<i64>;
+
+#[utoipa::path(get, path = "/api/admin/customers/{id}/360", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, body = CustomerView),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn view_360(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let id = id.into_inner();
+    let conn = state.pool.get().await?;
+    let mut view = view::load(&conn, id, admin.masking(), Utc::now())
+        .await
+        .map_err(|e| match e {
+            diesel::result::Error::NotFound => not_found(id),
+            other => other.into(),
+        })?;
+    view.notes = view.notes.visible_to(&admin.id, admin.role);
+    view.timeline = view.timeline.visible_to(&admin.id, admin.role);
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[utoipa::path(get, path = "/api/admin/customers/{id}/orders", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Customer id"), PageParams),
+    responses((status = 200, body = orders::OrdersSlice), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn orders(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    id: Id,
+    q: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let (after, limit) = q.parse()?;
+    let id = id.into_inner();
+    let conn = state.pool.get().await?;
+    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
+        orders::load_page(&conn, id, &after, limit)
+            .await
+            .map_err(ApiError::from)
+    })?;
+    Ok(HttpResponse::Ok().json(slice))
+}
+
+#[utoipa::path(get, path = "/api/admin/customers/{id}/loyalty", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, body = loyalty::LoyaltySlice), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn loyalty(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let id = id.into_inner();
+    let conn = state.pool.get().await?;
+    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
+        loyalty::load(&conn, id, Utc::now())
+            .await
+            .map_err(ApiError::from)
+    })?;
+    Ok(HttpResponse::Ok().json(slice.masked(admin.masking())))
+}
+
+#[utoipa::path(get, path = "/api/admin/customers/{id}/marketing", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, body = marketing::MarketingSlice), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn marketing(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let id = id.into_inner();
+    let conn = state.pool.get().await?;
+    let (_, mut slice, segments) = futures_util::try_join!(
+        ensure_customer(&conn, id),
+        async { marketing::load(&conn, id).await.map_err(ApiError::from) },
+        async {
+            view::labels::load_segments(&conn, id)
+                .await
+                .map_err(ApiError::from)
+        },
+    )?;
+    slice.segments = segments.into_iter().map(|s| s.name).collect();
+    Ok(HttpResponse::Ok().json(slice))
+}
+
+#[utoipa::path(get, path = "/api/admin/customers/{id}/support", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Customer id"), PageParams),
+    responses((status = 200, body = support::SupportSlice), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn support(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    id: Id,
+    q: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let (after, limit) = q.parse()?;
+    let id = id.into_inner();
+    let conn = state.pool.get().await?;
+    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
+        support::load_page(&conn, id, &after, limit)
+            .await
+            .map_err(ApiError::from)
+    })?;
+    Ok(HttpResponse::Ok().json(slice))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TimelineParams {
+    /// Comma-separated kinds: order, loyalty, ticket, campaign, session, note, tag, segment, email.
+    pub types: Option<String>,
+    /// ISO 8601 date or date-time, inclusive.
+    pub from: Option<String>,
+    /// ISO 8601 date or date-time, exclusive.
+    pub to: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl TimelineParams {
+    fn parse(&self, admin: &AuthAdmin) -> Result<TimelineQuery, ApiError> {
+        let mut q = TimelineQuery::first_page(admin.role.can(Permission::SeeOthersPrivateNotes));
+        q.viewer_id = admin.id.clone();
+        if let Some(types) = self.types.as_deref().filter(|t| !t.trim().is_empty()) {
+            let kinds: Vec<String> = types.split(',').map(|t| t.trim().to_owned()).collect();
+            if let Some(bad) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+                return Err(ApiError::validation(
+                    "types",
+                    format!(
+                        "unknown event type '{bad}' (expected any of: {})",
+                        KINDS.join(", ")
+                    ),
+                ));
+            }
+            q.kinds = kinds;
+        }
+        if let Some(from) = &self.from {
+            q.from = parse_instant("from", from)?;
+        }
+        if let Some(to) = &self.to {
+            q.to = parse_instant("to", to)?;
+        }
+        if q.from > q.to {
+            return Err(ApiError::validation("from", "from must not be after to"));
+        }
+        let (after, limit) = PageParams {
+            cursor: self.cursor.clone(),
+            limit: self.limit.clone(),
+        }
+        .parse()?;
+        q.after = after;
+        q.limit = limit;
+        Ok(q)
+    }
+}
+
+#[utoipa::path(get, path = "/api/admin/customers/{id}/timeline", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Customer id"), TimelineParams),
+    responses((status = 200, body = timeline::TimelinePage), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn timeline(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    id: Id,
+    q: web::Query<TimelineParams>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let query = q.parse(&admin)?;
+    let id = id.into_inner();
+    let conn = state.pool.get().await?;
+    let (_, page) = futures_util::try_join!(ensure_customer(&conn, id), async {
+        timeline::load_page(&conn, id, &query)
+            .await
+            .map_err(ApiError::from)
+    })?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[utoipa::path(get, path = "/api/admin/customers/{id}/analytics", tag = "customers", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, body = analytics::Analytics), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn analytics(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    id: Id,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let id = id.into_inner();
+    let conn = state.pool.get().await?;
+    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
+        analytics::load(&conn, id).await.map_err(ApiError::from)
+    })?;
+    Ok(HttpResponse::Ok().json(slice))
+}

@@ -1,0 +1,169 @@
+//! The Customer 360 view: named slices, each with its own loader, and which slices a change
+//! event of each kind affects. A whole view is a fixed number of queries, pipelined on one
+//! connection (diesel-async sends them all before reading any answer).
+
+pub mod analytics;
+pub mod cursor;
+pub mod insights;
+pub mod labels;
+pub mod loyalty;
+pub mod marketing;
+pub mod notes;
+pub mod orders;
+pub mod profile;
+pub mod support;
+pub mod timeline;
+
+use chrono::{DateTime, Utc};
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::masking::Masking;
+use crate::domain::metrics::Metrics;
+
+/// One row holding a slice as JSON, built by Postgres.
+#[derive(diesel::QueryableByName)]
+pub struct JsonRow {
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    pub data: serde_json::Value,
+}
+
+/// Decodes a slice built by SQL; a mismatch is a bug in this crate, reported as such.
+pub fn decode<T: DeserializeOwned>(row: JsonRow) -> QueryResult<T> {
+    serde_json::from_value(row.data)
+        .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Slice {
+    Profile,
+    Metrics,
+    Orders,
+    Loyalty,
+    Marketing,
+    Support,
+    Timeline,
+    Analytics,
+    Health,
+    Churn,
+    Notes,
+    Tags,
+    Segments,
+}
+
+impl Slice {
+    pub const ALL: [Slice; 13] = [
+        Slice::Profile,
+        Slice::Metrics,
+        Slice::Orders,
+        Slice::Loyalty,
+        Slice::Marketing,
+        Slice::Support,
+        Slice::Timeline,
+        Slice::Analytics,
+        Slice::Health,
+        Slice::Churn,
+        Slice::Notes,
+        Slice::Tags,
+        Slice::Segments,
+    ];
+
+    /// The slices a change event of `kind` can alter; an unknown kind alters everything.
+    pub fn affected_by(kind: &str) -> &'static [Slice] {
+        use Slice::*;
+        match kind {
+            "order" => &[
+                Orders, Metrics, Health, Churn, Timeline, Analytics, Segments,
+            ],
+            "loyalty" => &[Loyalty, Health, Timeline],
+            "ticket" => &[Support, Health, Churn, Timeline],
+            "marketing" => &[Marketing, Health, Churn, Timeline],
+            "session" => &[Analytics, Health, Timeline],
+            "note" => &[Notes, Timeline],
+            "tag" => &[Tags, Timeline],
+            "segment" => &[Segments, Marketing, Timeline],
+            "profile" => &[Profile, Health, Churn, Segments],
+            _ => &Slice::ALL,
+        }
+    }
+}
+
+/// Everything an admin sees about one customer. The top-level keys are the slice names.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CustomerView {
+    pub profile: profile::Profile,
+    pub metrics: Metrics,
+    pub orders: orders::OrdersSlice,
+    pub loyalty: loyalty::LoyaltySlice,
+    pub marketing: marketing::MarketingSlice,
+    pub support: support::SupportSlice,
+    pub timeline: timeline::TimelinePage,
+    pub analytics: analytics::Analytics,
+    pub health: insights::HealthSlice,
+    pub churn: insights::ChurnSlice,
+    pub notes: notes::NotesSlice,
+    pub tags: Vec<labels::AssignedTag>,
+    pub segments: Vec<labels::AssignedSegment>,
+}
+
+/// Loads the whole view of a customer for one masking class. Private notes of every author are
+/// included; `notes::visible_to` narrows them per viewer before anything leaves the server.
+/// `Err(NotFound)` when there is no such customer.
+pub async fn load(
+    conn: &AsyncPgConnection,
+    customer_id: i64,
+    masking: Masking,
+    now: DateTime<Utc>,
+) -> QueryResult<CustomerView> {
+    let start = cursor::Cursor::start();
+    // Every author's private notes: the view is shared by all viewers of a masking class.
+    let timeline_query = timeline::TimelineQuery::first_page(true);
+    let (
+        profile,
+        facts,
+        orders,
+        loyalty,
+        marketing,
+        support,
+        timeline,
+        analytics,
+        history,
+        notes,
+        tags,
+        segments,
+    ) = futures_util::try_join!(
+        profile::load(conn, customer_id),
+        insights::load_facts(conn, customer_id, now),
+        orders::load_page(conn, customer_id, &start, cursor::DEFAULT_LIMIT),
+        loyalty::load(conn, customer_id, now),
+        marketing::load(conn, customer_id),
+        support::load_page(conn, customer_id, &start, cursor::DEFAULT_LIMIT),
+        timeline::load_page(conn, customer_id, &timeline_query),
+        analytics::load(conn, customer_id),
+        insights::load_history(conn, customer_id, now),
+        notes::load(conn, customer_id),
+        labels::load_tags(conn, customer_id),
+        labels::load_segments(conn, customer_id),
+    )?;
+    let derived = insights::derive(&facts, now);
+    let mut marketing = marketing;
+    marketing.segments = segments.iter().map(|s| s.name.clone()).collect();
+    Ok(CustomerView {
+        profile: profile.masked(masking),
+        metrics: derived.metrics.clone(),
+        orders,
+        loyalty: loyalty.masked(masking),
+        marketing,
+        support,
+        timeline,
+        analytics,
+        health: insights::HealthSlice::new(&derived, &history),
+        churn: insights::ChurnSlice::new(&derived),
+        notes,
+        tags,
+        segments,
+    })
+}
