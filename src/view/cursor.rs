@@ -36,7 +36,7 @@ impl Cursor {
 
     pub fn decode(token: &str) -> Result<Cursor, ApiError> {
         let bad = || ApiError::validation("cursor", "cursor is not one this server issued");
-        if token.len() % 2 != 0 || token.len() > 256 {
+        if !token.len().is_multiple_of(2) || token.len() > 256 {
             return Err(bad());
         }
         let bytes: Vec<u8> = (0..token.len())

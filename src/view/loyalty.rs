@@ -67,11 +67,14 @@ pub struct LoyaltySlice {
     pub recent_transactions: Vec<Transaction>,
 }
 
+/// A ledger row: points (signed), when, when they expire.
+pub type LedgerEntry = (i64, DateTime<Utc>, Option<DateTime<Utc>>);
+
 #[derive(Deserialize)]
 struct Raw {
     account: Option<Account>,
-    /// (points, created_at, expires_at), oldest first.
-    ledger: Vec<(i64, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    /// Oldest first.
+    ledger: Vec<LedgerEntry>,
     recent: Vec<Transaction>,
     referrals: Vec<Referral>,
     referrals_total: i64,
@@ -142,7 +145,7 @@ pub async fn load(
 /// Points of the balance that expire between `now` and `now + window`: earned lots are used
 /// oldest first by redemptions; what remains of each lot expires on its date.
 pub fn expiring_points(
-    ledger: &[(i64, DateTime<Utc>, Option<DateTime<Utc>>)],
+    ledger: &[LedgerEntry],
     now: DateTime<Utc>,
     window: Duration,
 ) -> (i64, Option<DateTime<Utc>>) {
