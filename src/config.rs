@@ -34,6 +34,8 @@ pub enum Command {
     Seed(SeedConfig),
     /// Prints a signed admin JWT for local use.
     Token(TokenConfig),
+    /// Automatic segments.
+    Segments(SegmentsConfig),
     /// Migrates, seeds a modest data set when the database is empty, prints ready tokens and
     /// serves: the quickest way to see the product.
     Demo(DemoConfig),
@@ -151,6 +153,20 @@ pub struct TokenConfig {
     /// Hours until the token expires.
     #[arg(long, env = "C360_TOKEN_TTL_HOURS", default_value_t = 12)]
     pub ttl_hours: u32,
+}
+
+/// `segments …`
+#[derive(Debug, Clone, Args)]
+pub struct SegmentsConfig {
+    #[command(subcommand)]
+    pub action: SegmentsAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SegmentsAction {
+    /// Recomputes RFM quintiles and every customer's automatic segments (manual assignments
+    /// are never touched).
+    Recompute,
 }
 
 /// Settings of `demo`.

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod db;
+pub mod derived;
 pub mod domain;
 pub mod http;
 pub mod redis_link;

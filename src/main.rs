@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 
-use customer360::config::{AppConfig, Cli, Command, CommonConfig, DemoConfig, SeedConfig};
+use customer360::config::{AppConfig, Cli, Command, CommonConfig, DemoConfig, SeedConfig, SegmentsAction};
 use customer360::domain::roles::Role;
 use customer360::http::auth::JwtKeys;
 use customer360::startup::Application;
@@ -69,6 +69,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot sign the token")?;
             println!("{jwt}");
         }
+        Command::Segments(segments) => match segments.action {
+            SegmentsAction::Recompute => {
+                let url = &cli.common.database_url;
+                db::migrations::run(url).await?;
+                let client = db::url::connect_raw(url).await?;
+                let report = customer360::derived::segment_pass::run(&client, chrono::Utc::now()).await?;
+                println!(
+                    "segmented {} customers in {:.1} s: {} automatic assignments added, {} removed",
+                    report.customers,
+                    report.elapsed.as_secs_f64(),
+                    report.added,
+                    report.removed
+                );
+            }
+        },
         Command::Demo(demo) => run_demo(cli.common, demo).await?,
     }
     Ok(())

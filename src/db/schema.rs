@@ -334,6 +334,7 @@ diesel::table! {
         op -> Text,
         entity_id -> Text,
         at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -342,6 +343,8 @@ diesel::table! {
         id -> Bool,
         published_seq -> Int8,
         updated_at -> Timestamptz,
+        published_total -> Int8,
+        leader -> Nullable<Text>,
     }
 }
 

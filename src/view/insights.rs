@@ -1,7 +1,7 @@
 //! Health and churn: the facts they are computed from (one query), their computation by the
 //! domain rules, their 90-day history, and recording a new history row when they change.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::{BigInt, Int2, Jsonb, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -43,6 +43,13 @@ const FACTS_SQL: &str = "SELECT jsonb_build_object(
     'tier', (SELECT tier FROM loyalty_accounts WHERE customer_id = $1),
     'loyalty_active_90d', EXISTS (SELECT 1 FROM loyalty_transactions WHERE customer_id = $1 AND created_at > $2 - interval '90 days')
   ) AS data";
+
+impl Facts {
+    /// Null when the customer does not exist.
+    pub fn signed_up_at(&self) -> Option<DateTime<Utc>> {
+        self.signed_up_at
+    }
+}
 
 pub async fn load_facts(
     mut conn: &AsyncPgConnection,
@@ -217,9 +224,4 @@ pub async fn record(
     .execute(conn)
     .await?;
     Ok(health + churn > 0)
-}
-
-/// How long the trend window is.
-pub fn trend_window() -> Duration {
-    Duration::days(90)
 }
