@@ -7,6 +7,7 @@ pub mod db;
 pub mod derived;
 pub mod domain;
 pub mod http;
+pub mod realtime;
 pub mod redis_link;
 pub mod seed;
 pub mod startup;

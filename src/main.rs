@@ -3,7 +3,9 @@
 use anyhow::Context;
 use clap::Parser;
 
-use customer360::config::{AppConfig, Cli, Command, CommonConfig, DemoConfig, SeedConfig, SegmentsAction};
+use customer360::config::{
+    AppConfig, Cli, Command, CommonConfig, DemoConfig, SeedConfig, SegmentsAction,
+};
 use customer360::domain::roles::Role;
 use customer360::http::auth::JwtKeys;
 use customer360::startup::Application;
@@ -74,7 +76,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let url = &cli.common.database_url;
                 db::migrations::run(url).await?;
                 let client = db::url::connect_raw(url).await?;
-                let report = customer360::derived::segment_pass::run(&client, chrono::Utc::now()).await?;
+                let report =
+                    customer360::derived::segment_pass::run(&client, chrono::Utc::now()).await?;
                 println!(
                     "segmented {} customers in {:.1} s: {} automatic assignments added, {} removed",
                     report.customers,

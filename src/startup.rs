@@ -4,6 +4,7 @@
 //! in-flight requests finish.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -15,13 +16,15 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::{AppConfig, DEV_JWT_SECRET};
 use crate::db::{self, DbPool};
+use crate::derived;
 use crate::http::{self, auth::JwtKeys};
+use crate::realtime::outbox_relay::OutboxRelay;
 use crate::redis_link::RedisLink;
 
 /// What every handler can reach.
 pub struct AppState {
     pub pool: DbPool,
-    pub redis: RedisLink,
+    pub redis: Arc<RedisLink>,
 }
 
 pub struct Application {
@@ -45,9 +48,14 @@ impl Application {
                  Anyone can mint an admin token. Set C360_JWT_SECRET before exposing this server."
             );
         }
+        let pool = db::pool::build_pool(database_url, &config.serve.pool)?;
+        let redis = Arc::new(RedisLink::new(
+            &config.common.redis_url,
+            &config.serve.redis_prefix,
+        )?);
         let state = web::Data::new(AppState {
-            pool: db::pool::build_pool(database_url, &config.serve.pool)?,
-            redis: RedisLink::new(&config.common.redis_url, &config.serve.redis_prefix)?,
+            pool: pool.clone(),
+            redis: redis.clone(),
         });
         let keys = web::Data::new(JwtKeys::new(&config.common.jwt_secret));
         // Installed before the first request, or that request's metrics go nowhere.
@@ -55,6 +63,19 @@ impl Application {
 
         let listener = TcpListener::bind(config.serve.bind)?;
         let port = listener.local_addr()?.port();
+
+        let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(derived::worker::QUEUE);
+        actix_web::rt::spawn(derived::worker::run(pool, derived_rx));
+        actix_web::rt::spawn(
+            OutboxRelay {
+                database_url: database_url.clone(),
+                redis,
+                redis_prefix: config.serve.redis_prefix.clone(),
+                node_id: format!("pid{}:{port}", std::process::id()),
+                derived: derived_tx,
+            }
+            .run(),
+        );
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::metrics::record))

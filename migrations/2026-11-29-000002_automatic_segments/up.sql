@@ -11,7 +11,7 @@ INSERT INTO customer_segments (id, name, description, kind, rule) VALUES
     (7,  'Hibernating',         'Few orders, long ago', 'automatic', '{"type":"rfm","segment":"Hibernating"}'),
     (8,  'Lost',                'Lowest recency and frequency', 'automatic', '{"type":"rfm","segment":"Lost"}'),
     (9,  'Need Attention',      'Average on every dimension', 'automatic', '{"type":"rfm","segment":"Need Attention"}'),
-    (10, 'VIP',                 'Lifetime value of $2,000 or more', 'automatic', '{"type":"rule","lifetime_value_cents_at_least":200000}'),
+    (10, 'VIP',                 'Lifetime value of $10,000 or more', 'automatic', '{"type":"rule","lifetime_value_cents_at_least":1000000}'),
     (11, 'New',                 'Signed up in the last 30 days', 'automatic', '{"type":"rule","signed_up_within_days":30}'),
     (12, 'Dormant',             'Has ordered, but not in 180 days', 'automatic', '{"type":"rule","no_order_for_days":180}');
 -- Manual segments get ids from 100 on, so the automatic ones keep theirs.

@@ -4,6 +4,7 @@
 //! `customer360 segments recompute` (`segment_pass`).
 
 pub mod segment_pass;
+pub mod worker;
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
@@ -16,12 +17,19 @@ use crate::view::insights;
 /// Event kinds whose changes feed health, churn or automatic segments. Notes, tags and
 /// segment assignments do not, which also keeps the pass from triggering itself.
 pub fn kind_feeds_derived_state(kind: &str) -> bool {
-    matches!(kind, "order" | "loyalty" | "ticket" | "marketing" | "session" | "profile")
+    matches!(
+        kind,
+        "order" | "loyalty" | "ticket" | "marketing" | "session" | "profile"
+    )
 }
 
 /// Recomputes one customer's health, churn and automatic segments from the database and
 /// writes what changed. Manual segment assignments are never touched.
-pub async fn recompute_customer(conn: &mut AsyncPgConnection, customer_id: i64, now: DateTime<Utc>) -> QueryResult<()> {
+pub async fn recompute_customer(
+    conn: &mut AsyncPgConnection,
+    customer_id: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
     let facts = insights::load_facts(conn, customer_id, now).await?;
     if facts.signed_up_at().is_none() {
         // The customer is gone; their rows went with them.
@@ -30,14 +38,20 @@ pub async fn recompute_customer(conn: &mut AsyncPgConnection, customer_id: i64, 
     let derived = insights::derive(&facts, now);
     insights::record(conn, customer_id, &derived).await?;
     let quintiles = segment_pass::current_quintiles(conn).await?;
-    let names: Vec<String> =
-        segments::automatic_segments(&derived.segment_facts, &quintiles).into_iter().map(str::to_owned).collect();
+    let names: Vec<String> = segments::automatic_segments(&derived.segment_facts, &quintiles)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     sync_automatic_segments(conn, customer_id, &names).await
 }
 
 /// Makes the customer's automatic assignments exactly `names`: adds the missing ones, removes
 /// automatic ones no longer earned; rows with source `manual` are left alone.
-async fn sync_automatic_segments(conn: &mut AsyncPgConnection, customer_id: i64, names: &[String]) -> QueryResult<()> {
+async fn sync_automatic_segments(
+    conn: &mut AsyncPgConnection,
+    customer_id: i64,
+    names: &[String],
+) -> QueryResult<()> {
     diesel::sql_query(
         "DELETE FROM customer_segment_assignments a USING customer_segments s
          WHERE a.segment_id = s.id AND a.customer_id = $1 AND a.source = 'auto' AND s.kind = 'automatic'
@@ -61,5 +75,9 @@ async fn sync_automatic_segments(conn: &mut AsyncPgConnection, customer_id: i64,
 
 /// The quintiles to use when none have been computed yet: everything scores 3.
 pub fn neutral_quintiles() -> Quintiles {
-    Quintiles { recency_days: [0.0; 4], frequency: [0.0; 4], monetary_cents: [0.0; 4] }
+    Quintiles {
+        recency_days: [0.0; 4],
+        frequency: [0.0; 4],
+        monetary_cents: [0.0; 4],
+    }
 }

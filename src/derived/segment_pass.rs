@@ -22,10 +22,14 @@ struct ThresholdRow {
 
 /// The quintiles of the last full pass (neutral ones before the first).
 pub async fn current_quintiles(conn: &mut AsyncPgConnection) -> QueryResult<Quintiles> {
-    let row: ThresholdRow = diesel::sql_query("SELECT (SELECT quintiles FROM segment_thresholds) AS quintiles")
-        .get_result(conn)
-        .await?;
-    Ok(row.quintiles.and_then(|q| serde_json::from_value(q).ok()).unwrap_or_else(super::neutral_quintiles))
+    let row: ThresholdRow =
+        diesel::sql_query("SELECT (SELECT quintiles FROM segment_thresholds) AS quintiles")
+            .get_result(conn)
+            .await?;
+    Ok(row
+        .quintiles
+        .and_then(|q| serde_json::from_value(q).ok())
+        .unwrap_or_else(super::neutral_quintiles))
 }
 
 #[derive(Debug)]
@@ -37,7 +41,10 @@ pub struct PassReport {
 }
 
 /// Runs the pass over a plain connection (it streams with COPY).
-pub async fn run(client: &tokio_postgres::Client, now: DateTime<Utc>) -> anyhow::Result<PassReport> {
+pub async fn run(
+    client: &tokio_postgres::Client,
+    now: DateTime<Utc>,
+) -> anyhow::Result<PassReport> {
     let started = Instant::now();
     let rows = client
         .query(
@@ -63,11 +70,26 @@ pub async fn run(client: &tokio_postgres::Client, now: DateTime<Utc>) -> anyhow:
             )
         })
         .collect();
-    let buyers: Vec<&SegmentFacts> = facts.iter().map(|(_, f)| f).filter(|f| f.order_count > 0).collect();
+    let buyers: Vec<&SegmentFacts> = facts
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| f.order_count > 0)
+        .collect();
     let quintiles = Quintiles {
-        recency_days: cut_points(buyers.iter().filter_map(|f| f.days_since_last_order).map(|d| d as f64).collect()),
+        recency_days: cut_points(
+            buyers
+                .iter()
+                .filter_map(|f| f.days_since_last_order)
+                .map(|d| d as f64)
+                .collect(),
+        ),
         frequency: cut_points(buyers.iter().map(|f| f.order_count as f64).collect()),
-        monetary_cents: cut_points(buyers.iter().map(|f| f.lifetime_value_cents as f64).collect()),
+        monetary_cents: cut_points(
+            buyers
+                .iter()
+                .map(|f| f.lifetime_value_cents as f64)
+                .collect(),
+        ),
     };
 
     client
@@ -79,7 +101,9 @@ pub async fn run(client: &tokio_postgres::Client, now: DateTime<Utc>) -> anyhow:
             data.push_str(&format!("{id}\t{}\n", name.replace('\\', "\\\\")));
         }
     }
-    let sink = client.copy_in::<_, bytes::Bytes>("COPY wanted_segments (customer_id, name) FROM STDIN").await?;
+    let sink = client
+        .copy_in::<_, bytes::Bytes>("COPY wanted_segments (customer_id, name) FROM STDIN")
+        .await?;
     futures_util::pin_mut!(sink);
     sink.send(bytes::Bytes::from(data)).await?;
     sink.finish().await?;
@@ -112,5 +136,10 @@ pub async fn run(client: &tokio_postgres::Client, now: DateTime<Utc>) -> anyhow:
             &[],
         )
         .await?;
-    Ok(PassReport { customers: facts.len(), added, removed, elapsed: started.elapsed() })
+    Ok(PassReport {
+        customers: facts.len(),
+        added,
+        removed,
+        elapsed: started.elapsed(),
+    })
 }

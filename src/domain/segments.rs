@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Lifetime value from which a customer is a VIP, in cents.
-pub const VIP_LIFETIME_VALUE_CENTS: i64 = 200_000;
+/// Lifetime value from which a customer is a VIP, in cents (about the top 5% of the seeded base).
+pub const VIP_LIFETIME_VALUE_CENTS: i64 = 1_000_000;
 /// A customer is New for this many days after signing up.
 pub const NEW_CUSTOMER_DAYS: i64 = 30;
 /// A customer with orders but none in this many days is Dormant.
@@ -169,7 +169,7 @@ mod tests {
             days_since_signup: 10,
             days_since_last_order: Some(200),
             order_count: 2,
-            lifetime_value_cents: 300_000,
+            lifetime_value_cents: 1_200_000,
         };
         let s = automatic_segments(&facts, &q());
         assert!(

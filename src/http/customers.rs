@@ -13,7 +13,9 @@ use crate::http::errors::{ApiError, Problem};
 use crate::startup::AppState;
 use crate::view::cursor::{self, Cursor};
 use crate::view::timeline::{KINDS, TimelineQuery};
-use crate::view::{self, CustomerView, analytics, loyalty, marketing, orders, support, timeline};
+use crate::view::{
+    self, CustomerView, analytics, cache, loyalty, marketing, orders, support, timeline,
+};
 
 #[derive(diesel::QueryableByName)]
 struct Count {
@@ -102,13 +104,36 @@ pub async fn view_360(
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
     let id = id.into_inner();
-    let conn = state.pool.get().await?;
-    let mut view = view::load(&conn, id, admin.masking(), Utc::now())
+    let masking = admin.masking();
+    // The cache is an accelerator: when Redis is down the view comes from Postgres.
+    let lookup = cache::get(&state.redis, id, masking)
         .await
-        .map_err(|e| match e {
-            diesel::result::Error::NotFound => not_found(id),
-            other => other.into(),
-        })?;
+        .inspect_err(|e| tracing::warn!(error = %e, "view cache unavailable"))
+        .ok();
+    let cached = lookup.as_ref().and_then(|l| l.json.as_deref());
+    let result = if cached.is_some() { "hit" } else { "miss" };
+    metrics::counter!("view_cache_lookups_total", "result" => result).increment(1);
+    let mut view: CustomerView = match cached {
+        Some(json) => serde_json::from_str(json).map_err(ApiError::internal)?,
+        None => {
+            let conn = state.pool.get().await?;
+            let view = view::load(&conn, id, masking, Utc::now())
+                .await
+                .map_err(|e| match e {
+                    diesel::result::Error::NotFound => not_found(id),
+                    other => other.into(),
+                })?;
+            if let Some(lookup) = lookup {
+                let json = serde_json::to_string(&view).map_err(ApiError::internal)?;
+                if let Err(e) =
+                    cache::put(&state.redis, id, masking, lookup.generation, &json).await
+                {
+                    tracing::warn!(error = %e, "could not fill the view cache");
+                }
+            }
+            view
+        }
+    };
     view.notes = view.notes.visible_to(&admin.id, admin.role);
     view.timeline = view.timeline.visible_to(&admin.id, admin.role);
     Ok(HttpResponse::Ok().json(view))

@@ -3,6 +3,7 @@
 //! connection (diesel-async sends them all before reading any answer).
 
 pub mod analytics;
+pub mod cache;
 pub mod cursor;
 pub mod insights;
 pub mod labels;

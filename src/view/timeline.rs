@@ -10,6 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::db::enums::NoteVisibility;
 use crate::domain::roles::Role;
 use crate::view::cursor::{Cursor, DEFAULT_LIMIT, finish_page};
 use crate::view::{JsonRow, decode, notes};
@@ -32,8 +33,10 @@ pub struct TimelineEvent {
     pub icon: String,
     /// Where the event leads in the admin UI.
     pub link: String,
-    #[serde(skip)]
-    note_author: Option<(String, bool)>,
+    /// For notes: who wrote it (null for other kinds).
+    pub author_id: Option<String>,
+    /// For notes: public or private (null for other kinds).
+    pub visibility: Option<NoteVisibility>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -143,16 +146,11 @@ pub async fn load_page(
 impl TimelinePage {
     /// Drops note events this viewer may not read.
     pub fn visible_to(mut self, viewer_id: &str, role: Role) -> TimelinePage {
-        self.events.retain(|e| match &e.note_author {
-            Some((author, private)) => {
-                let visibility = if *private {
-                    crate::db::enums::NoteVisibility::Private
-                } else {
-                    crate::db::enums::NoteVisibility::Public
-                };
+        self.events.retain(|e| match (&e.author_id, e.visibility) {
+            (Some(author), Some(visibility)) => {
                 notes::visible_to(visibility, author, viewer_id, role)
             }
-            None => true,
+            _ => true,
         });
         self
     }
@@ -264,8 +262,13 @@ fn format_event(customer_id: i64, e: RawEvent) -> TimelineEvent {
             format!("{base}/marketing"),
         ),
     };
-    let note_author =
-        (e.kind == "note").then(|| (text(d, "author_id"), text(d, "visibility") == "private"));
+    let is_note = e.kind == "note";
+    let author_id = is_note.then(|| text(d, "author_id"));
+    let visibility = if is_note {
+        text(d, "visibility").parse::<NoteVisibility>().ok()
+    } else {
+        None
+    };
     TimelineEvent {
         id: format!("{}:{}", e.kind, e.id),
         kind: e.kind,
@@ -275,6 +278,7 @@ fn format_event(customer_id: i64, e: RawEvent) -> TimelineEvent {
         summary,
         icon: icon.to_owned(),
         link,
-        note_author,
+        author_id,
+        visibility,
     }
 }

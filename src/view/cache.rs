@@ -1,0 +1,70 @@
+//! The Redis cache of whole 360 views, one entry per customer and masking class, 30 s TTL.
+//!
+//! Invalidation is by generation: the outbox relay bumps `viewgen:{id}` whenever it publishes
+//! an event of that customer, and an entry is only served if it was built under the current
+//! generation. A reader that loaded stale data while an event went by therefore stores an
+//! entry that is never served, instead of a stale view for 30 seconds.
+
+use redis::AsyncCommands;
+
+use crate::domain::masking::Masking;
+use crate::redis_link::RedisLink;
+
+pub const TTL_SECS: u64 = 30;
+
+fn view_key(redis: &RedisLink, customer_id: i64, masking: Masking) -> String {
+    redis.key(&format!("view:{customer_id}:{}", masking.as_str()))
+}
+
+pub fn generation_key(redis: &RedisLink, customer_id: i64) -> String {
+    redis.key(&format!("viewgen:{customer_id}"))
+}
+
+/// Every cache key of a customer, for the relay to drop.
+pub fn view_keys(redis: &RedisLink, customer_id: i64) -> [String; 2] {
+    [
+        view_key(redis, customer_id, Masking::Clear),
+        view_key(redis, customer_id, Masking::Masked),
+    ]
+}
+
+/// What a lookup found: the cached JSON if it is current, and the generation to store under.
+pub struct Lookup {
+    pub json: Option<String>,
+    pub generation: i64,
+}
+
+pub async fn get(
+    redis: &RedisLink,
+    customer_id: i64,
+    masking: Masking,
+) -> redis::RedisResult<Lookup> {
+    let mut conn = redis.connection().await?;
+    let (generation, entry): (Option<i64>, Option<String>) = redis::pipe()
+        .get(generation_key(redis, customer_id))
+        .get(view_key(redis, customer_id, masking))
+        .query_async(&mut conn)
+        .await?;
+    let generation = generation.unwrap_or(0);
+    let json = entry.and_then(|e| {
+        let (built_under, json) = e.split_once('\n')?;
+        (built_under.parse::<i64>().ok()? == generation).then(|| json.to_owned())
+    });
+    Ok(Lookup { json, generation })
+}
+
+pub async fn put(
+    redis: &RedisLink,
+    customer_id: i64,
+    masking: Masking,
+    generation: i64,
+    json: &str,
+) -> redis::RedisResult<()> {
+    let mut conn = redis.connection().await?;
+    conn.set_ex::<_, _, ()>(
+        view_key(redis, customer_id, masking),
+        format!("{generation}\n{json}"),
+        TTL_SECS,
+    )
+    .await
+}
