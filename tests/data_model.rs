@@ -41,7 +41,7 @@ async fn every_customer_table_emits_change_events() {
          INSERT INTO customer_tags (name, color, created_by) VALUES ('VIP', '#000000', 'a');
          INSERT INTO customer_tag_assignments (customer_id, tag_id, assigned_by, assigned_by_name) SELECT {c}, id, 'a', 'A' FROM customer_tags;
          INSERT INTO customer_segments (name, kind) VALUES ('Beta', 'manual');
-         INSERT INTO customer_segment_assignments (customer_id, segment_id, source) SELECT {c}, id, 'manual' FROM customer_segments;
+         INSERT INTO customer_segment_assignments (customer_id, segment_id, source) SELECT {c}, id, 'manual' FROM customer_segments WHERE name = 'Beta';
          UPDATE customers SET phone = '+1 555 010 2030' WHERE id = {c};
          UPDATE orders SET status = 'shipped' WHERE order_number = 'T-1';
          DELETE FROM customer_notes WHERE customer_id = {c};"

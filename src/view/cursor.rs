@@ -39,11 +39,16 @@ impl Cursor {
         if !token.len().is_multiple_of(2) || token.len() > 256 {
             return Err(bad());
         }
-        let bytes: Vec<u8> = (0..token.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-            .collect::<Result<_, _>>()
-            .map_err(|_| bad())?;
+        let bytes: Vec<u8> = token
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?;
         let raw = String::from_utf8(bytes).map_err(|_| bad())?;
         let mut parts = raw.splitn(3, '|');
         let (Some(at), Some(kind), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
