@@ -4,6 +4,7 @@
 pub mod enums;
 pub mod migrations;
 pub mod pool;
+pub mod prepared;
 pub mod schema;
 pub mod tags;
 pub mod url;

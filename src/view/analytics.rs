@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::prepared::{bind, prepared};
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -76,8 +77,7 @@ const SQL: &str = "SELECT jsonb_build_object(
 
 pub async fn load(mut conn: &AsyncPgConnection, customer_id: i64) -> QueryResult<Analytics> {
     let raw: Raw = decode(
-        diesel::sql_query(SQL)
-            .bind::<BigInt, _>(customer_id)
+        prepared(SQL, vec![bind::<BigInt, _>(customer_id)])
             .get_result::<JsonRow>(&mut conn)
             .await?,
     )?;

@@ -1,6 +1,7 @@
 //! Health and churn: the facts they are computed from (one query), their computation by the
 //! domain rules, their 90-day history, and recording a new history row when they change.
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::{BigInt, Int2, Jsonb, Text, Timestamptz};
@@ -57,11 +58,12 @@ pub async fn load_facts(
     now: DateTime<Utc>,
 ) -> QueryResult<Facts> {
     decode(
-        diesel::sql_query(FACTS_SQL)
-            .bind::<BigInt, _>(customer_id)
-            .bind::<Timestamptz, _>(now)
-            .get_result::<JsonRow>(&mut conn)
-            .await?,
+        prepared(
+            FACTS_SQL,
+            vec![bind::<BigInt, _>(customer_id), bind::<Timestamptz, _>(now)],
+        )
+        .get_result::<JsonRow>(&mut conn)
+        .await?,
     )
 }
 
@@ -157,11 +159,12 @@ pub async fn load_history(
     now: DateTime<Utc>,
 ) -> QueryResult<History> {
     decode(
-        diesel::sql_query(HISTORY_SQL)
-            .bind::<BigInt, _>(customer_id)
-            .bind::<Timestamptz, _>(now)
-            .get_result::<JsonRow>(&mut conn)
-            .await?,
+        prepared(
+            HISTORY_SQL,
+            vec![bind::<BigInt, _>(customer_id), bind::<Timestamptz, _>(now)],
+        )
+        .get_result::<JsonRow>(&mut conn)
+        .await?,
     )
 }
 

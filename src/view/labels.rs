@@ -1,5 +1,6 @@
 //! The tags and segments slices: which labels the customer carries, who gave them and when.
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
@@ -44,8 +45,7 @@ pub async fn load_tags(
     customer_id: i64,
 ) -> QueryResult<Vec<AssignedTag>> {
     decode(
-        diesel::sql_query(TAGS_SQL)
-            .bind::<BigInt, _>(customer_id)
+        prepared(TAGS_SQL, vec![bind::<BigInt, _>(customer_id)])
             .get_result::<JsonRow>(&mut conn)
             .await?,
     )
@@ -56,8 +56,7 @@ pub async fn load_segments(
     customer_id: i64,
 ) -> QueryResult<Vec<AssignedSegment>> {
     decode(
-        diesel::sql_query(SEGMENTS_SQL)
-            .bind::<BigInt, _>(customer_id)
+        prepared(SEGMENTS_SQL, vec![bind::<BigInt, _>(customer_id)])
             .get_result::<JsonRow>(&mut conn)
             .await?,
     )

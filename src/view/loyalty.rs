@@ -1,6 +1,7 @@
 //! The loyalty slice: tier and progress to the next one, balance, points expiring within 30
 //! days (redemptions use the oldest points first), referrals and recent transactions.
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Duration, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
@@ -102,8 +103,7 @@ pub async fn load(
     now: DateTime<Utc>,
 ) -> QueryResult<LoyaltySlice> {
     let raw: Raw = decode(
-        diesel::sql_query(SQL)
-            .bind::<BigInt, _>(customer_id)
+        prepared(SQL, vec![bind::<BigInt, _>(customer_id)])
             .get_result::<JsonRow>(&mut conn)
             .await?,
     )?;

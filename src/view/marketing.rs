@@ -1,6 +1,7 @@
 //! The marketing slice: consent per channel, recent campaigns with opens and clicks, open and
 //! click rates, queued emails and the segments the customer is in.
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
@@ -90,8 +91,7 @@ const SQL: &str = "SELECT jsonb_build_object(
 
 pub async fn load(mut conn: &AsyncPgConnection, customer_id: i64) -> QueryResult<MarketingSlice> {
     let raw: Raw = decode(
-        diesel::sql_query(SQL)
-            .bind::<BigInt, _>(customer_id)
+        prepared(SQL, vec![bind::<BigInt, _>(customer_id)])
             .get_result::<JsonRow>(&mut conn)
             .await?,
     )?;

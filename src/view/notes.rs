@@ -1,6 +1,7 @@
 //! The notes slice: pinned notes first, then newest first. Private notes are seen by their
 //! author and by roles with `see_others_private_notes` only (`visible_to`).
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
@@ -53,11 +54,15 @@ const SQL: &str = "SELECT jsonb_build_object(
 
 pub async fn load(mut conn: &AsyncPgConnection, customer_id: i64) -> QueryResult<NotesSlice> {
     decode(
-        diesel::sql_query(SQL)
-            .bind::<BigInt, _>(customer_id)
-            .bind::<BigInt, _>(NOTES_IN_VIEW)
-            .get_result::<JsonRow>(&mut conn)
-            .await?,
+        prepared(
+            SQL,
+            vec![
+                bind::<BigInt, _>(customer_id),
+                bind::<BigInt, _>(NOTES_IN_VIEW),
+            ],
+        )
+        .get_result::<JsonRow>(&mut conn)
+        .await?,
     )
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::{BigInt, Text, Timestamptz};
@@ -55,14 +56,18 @@ pub async fn load_page(
     after: &Cursor,
     limit: i64,
 ) -> QueryResult<OrdersSlice> {
-    let row = diesel::sql_query(SQL)
-        .bind::<BigInt, _>(customer_id)
-        .bind::<Timestamptz, _>(after.at)
-        .bind::<Text, _>("")
-        .bind::<BigInt, _>(after.id)
-        .bind::<BigInt, _>(limit + 1)
-        .get_result::<JsonRow>(&mut conn)
-        .await?;
+    let row = prepared(
+        SQL,
+        vec![
+            bind::<BigInt, _>(customer_id),
+            bind::<Timestamptz, _>(after.at),
+            bind::<Text, _>(""),
+            bind::<BigInt, _>(after.id),
+            bind::<BigInt, _>(limit + 1),
+        ],
+    )
+    .get_result::<JsonRow>(&mut conn)
+    .await?;
     let mut slice: OrdersSlice = decode(row)?;
     for status in OrderStatus::ALL {
         slice.status_counts.entry(*status).or_insert(0);

@@ -1,6 +1,7 @@
 //! The profile slice: who the customer is, with personal data masked for roles without
 //! `see_pii`. Every field is always present (null when unknown).
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::BigInt;
@@ -42,8 +43,7 @@ const SQL: &str = "SELECT jsonb_build_object(
 
 pub async fn load(mut conn: &AsyncPgConnection, customer_id: i64) -> QueryResult<Profile> {
     decode(
-        diesel::sql_query(SQL)
-            .bind::<BigInt, _>(customer_id)
+        prepared(SQL, vec![bind::<BigInt, _>(customer_id)])
             .get_result::<JsonRow>(&mut conn)
             .await?,
     )

@@ -1,6 +1,7 @@
 //! The support slice: a newest-first page of tickets (open ones flagged), with resolution time
 //! and satisfaction across all of the customer's tickets.
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::{BigInt, Timestamptz};
@@ -54,13 +55,17 @@ pub async fn load_page(
     after: &Cursor,
     limit: i64,
 ) -> QueryResult<SupportSlice> {
-    let row = diesel::sql_query(SQL)
-        .bind::<BigInt, _>(customer_id)
-        .bind::<Timestamptz, _>(after.at)
-        .bind::<BigInt, _>(after.id)
-        .bind::<BigInt, _>(limit + 1)
-        .get_result::<JsonRow>(&mut conn)
-        .await?;
+    let row = prepared(
+        SQL,
+        vec![
+            bind::<BigInt, _>(customer_id),
+            bind::<Timestamptz, _>(after.at),
+            bind::<BigInt, _>(after.id),
+            bind::<BigInt, _>(limit + 1),
+        ],
+    )
+    .get_result::<JsonRow>(&mut conn)
+    .await?;
     let mut slice: SupportSlice = decode(row)?;
     slice.next_cursor = finish_page(&mut slice.tickets, limit, |t| Cursor {
         at: t.created_at,

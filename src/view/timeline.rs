@@ -3,6 +3,7 @@
 //! descending, filtered by kind and date range, paged with a cursor, each event formatted for
 //! display.
 
+use crate::db::prepared::{bind, prepared};
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
 use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamptz};
@@ -114,19 +115,23 @@ pub async fn load_page(
     customer_id: i64,
     q: &TimelineQuery,
 ) -> QueryResult<TimelinePage> {
-    let row = diesel::sql_query(SQL)
-        .bind::<BigInt, _>(customer_id)
-        .bind::<Array<Text>, _>(&q.kinds)
-        .bind::<Timestamptz, _>(q.from)
-        .bind::<Timestamptz, _>(q.to)
-        .bind::<Timestamptz, _>(q.after.at)
-        .bind::<Text, _>(&q.after.kind)
-        .bind::<BigInt, _>(q.after.id)
-        .bind::<BigInt, _>(q.limit + 1)
-        .bind::<Bool, _>(q.all_private_notes)
-        .bind::<Text, _>(&q.viewer_id)
-        .get_result::<JsonRow>(&mut conn)
-        .await?;
+    let row = prepared(
+        SQL,
+        vec![
+            bind::<BigInt, _>(customer_id),
+            bind::<Array<Text>, _>(q.kinds.clone()),
+            bind::<Timestamptz, _>(q.from),
+            bind::<Timestamptz, _>(q.to),
+            bind::<Timestamptz, _>(q.after.at),
+            bind::<Text, _>(q.after.kind.clone()),
+            bind::<BigInt, _>(q.after.id),
+            bind::<BigInt, _>(q.limit + 1),
+            bind::<Bool, _>(q.all_private_notes),
+            bind::<Text, _>(q.viewer_id.clone()),
+        ],
+    )
+    .get_result::<JsonRow>(&mut conn)
+    .await?;
     let raw: Vec<RawEvent> = decode(row)?;
     let mut events: Vec<TimelineEvent> = raw
         .into_iter()
