@@ -161,10 +161,7 @@ async fn the_view_has_every_slice_and_masks_per_role() {
 async fn slice_routes_match_the_view_and_404_for_unknown_customers() {
     let app = spawn_app().await;
     let id = customer_with_history(&app.db.sql().await, "slices@example.com").await;
-    let view = app
-        .get(&format!("/api/admin/customers/{id}/360"), Role::Admin)
-        .await
-        .json();
+    let view = settled(&app, id).await;
     for slice in [
         "orders",
         "loyalty",
@@ -335,6 +332,25 @@ async fn timeline_filters_by_kind_and_date() {
             .map(Vec::len),
         Some(1)
     );
+}
+
+/// The view once the relay and the derived worker are done with the fixture: segments
+/// assigned and two reads a moment apart agree.
+async fn settled(app: &TestApp, id: i64) -> Value {
+    let path = format!("/api/admin/customers/{id}/360");
+    let mut last = eventually(app, &path, |v| {
+        v["segments"].as_array().is_some_and(|s| !s.is_empty())
+    })
+    .await;
+    for _ in 0..50 {
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let now = app.get(&path, Role::Admin).await.json();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the view never settled");
 }
 
 async fn eventually(app: &TestApp, path: &str, check: impl Fn(&Value) -> bool) -> Value {

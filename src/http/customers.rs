@@ -116,8 +116,8 @@ pub async fn view_360(
     let mut view: CustomerView = match cached {
         Some(json) => serde_json::from_str(json).map_err(ApiError::internal)?,
         None => {
-            let conn = state.pool.get().await?;
-            let view = view::load(&conn, id, masking, Utc::now())
+            let mut conn = state.pool.get().await?;
+            let view = view::load(&mut conn, id, masking, Utc::now())
                 .await
                 .map_err(|e| match e {
                     diesel::result::Error::NotFound => not_found(id),

@@ -110,10 +110,26 @@ pub struct CustomerView {
     pub segments: Vec<labels::AssignedSegment>,
 }
 
-/// Loads the whole view of a customer for one masking class. Private notes of every author are
-/// included; `notes::visible_to` narrows them per viewer before anything leaves the server.
-/// `Err(NotFound)` when there is no such customer.
+/// Loads the whole view of a customer for one masking class, all slices from one snapshot (a
+/// read-only repeatable-read transaction) so they agree with each other. Private notes of every
+/// author are included; `NotesSlice::visible_to` narrows them per viewer before anything leaves
+/// the server. `Err(NotFound)` when there is no such customer.
 pub async fn load(
+    conn: &mut AsyncPgConnection,
+    customer_id: i64,
+    masking: Masking,
+    now: DateTime<Utc>,
+) -> QueryResult<CustomerView> {
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |conn: &mut AsyncPgConnection| {
+            load_in_snapshot(conn, customer_id, masking, now).await
+        })
+        .await
+}
+
+async fn load_in_snapshot(
     conn: &AsyncPgConnection,
     customer_id: i64,
     masking: Masking,

@@ -236,9 +236,9 @@ fn format_event(customer_id: i64, e: RawEvent) -> TimelineEvent {
         ),
         "note" => (
             format!(
-                "{} note by {}",
+                "{} by {}",
                 if text(d, "visibility") == "private" {
-                    "Private"
+                    "Private note"
                 } else {
                     "Note"
                 },
