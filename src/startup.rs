@@ -19,7 +19,9 @@ use crate::db::{self, DbPool};
 use crate::derived;
 use crate::http::{self, auth::JwtKeys};
 use crate::realtime::outbox_relay::OutboxRelay;
+use crate::realtime::registry::HubRegistry;
 use crate::redis_link::RedisLink;
+use actix::Actor;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -58,6 +60,14 @@ impl Application {
             redis: redis.clone(),
         });
         let keys = web::Data::new(JwtKeys::new(&config.common.jwt_secret));
+        let registry = web::Data::new(
+            HubRegistry::new(
+                pool.clone(),
+                &config.common.redis_url,
+                &config.serve.redis_prefix,
+            )
+            .start(),
+        );
         // Installed before the first request, or that request's metrics go nowhere.
         crate::telemetry::metrics_handle();
 
@@ -83,6 +93,7 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(keys.clone())
+                .app_data(registry.clone())
                 .configure(http::configure)
         })
         .shutdown_timeout(config.serve.shutdown_timeout_secs)

@@ -9,6 +9,7 @@ pub mod input;
 pub mod metrics;
 pub mod openapi;
 pub mod tags;
+pub mod ws;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/api/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/ws", web::get().to(ws::connect))
         .service(
             web::scope("/api/admin")
                 .route("/customers/{id}/360", web::get().to(customers::view_360))

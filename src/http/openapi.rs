@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{customers, health, metrics, tags};
+use crate::http::{customers, health, metrics, tags, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,7 @@ use crate::http::{customers, health, metrics, tags};
         customers::analytics,
         tags::list,
         tags::create,
+        ws::connect,
     ),
     components(schemas(crate::http::errors::Problem)),
     modifiers(&BearerAuth),

@@ -1,6 +1,14 @@
-//! Moving change events: the outbox relay that publishes `change_events` to Redis (and, on the
-//! way, invalidates cached views and schedules derived-state recomputation), and the event
-//! format on the wire.
+//! Live push: the outbox relay publishes `change_events` to Redis (invalidating cached views and
+//! scheduling derived-state recomputation on the way); each node's `RedisBus` receives the
+//! events of the customers it has hubs for and hands them through the `HubRegistry` to the
+//! `CustomerHub`s, which recompute the affected slices and send versioned JSON-Patch deltas to
+//! every `DashboardSession` watching.
 
 pub mod event;
+pub mod hub;
 pub mod outbox_relay;
+pub mod projection;
+pub mod protocol;
+pub mod redis_bus;
+pub mod registry;
+pub mod session;

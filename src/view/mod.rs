@@ -184,3 +184,197 @@ async fn load_in_snapshot(
         segments,
     })
 }
+
+/// Loads only `slices` (as JSON, for the live hubs), from one snapshot like `load`.
+pub async fn load_slices(
+    conn: &mut AsyncPgConnection,
+    customer_id: i64,
+    masking: Masking,
+    slices: &[Slice],
+    now: DateTime<Utc>,
+) -> QueryResult<serde_json::Map<String, serde_json::Value>> {
+    let wanted: Vec<Slice> = slices.to_vec();
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(async |conn: &mut AsyncPgConnection| {
+            slices_in_snapshot(conn, customer_id, masking, &wanted, now).await
+        })
+        .await
+}
+
+fn to_json<T: Serialize>(value: T) -> QueryResult<serde_json::Value> {
+    serde_json::to_value(value).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+}
+
+async fn slices_in_snapshot(
+    conn: &AsyncPgConnection,
+    customer_id: i64,
+    masking: Masking,
+    slices: &[Slice],
+    now: DateTime<Utc>,
+) -> QueryResult<serde_json::Map<String, serde_json::Value>> {
+    use futures_util::FutureExt;
+    use futures_util::future::BoxFuture;
+    type Loaded<'a> = BoxFuture<'a, QueryResult<Vec<(&'static str, serde_json::Value)>>>;
+    let start = cursor::Cursor::start();
+    let timeline_query = timeline::TimelineQuery::first_page(true);
+    let start = &start;
+    let timeline_query = &timeline_query;
+    let mut loads: Vec<Loaded<'_>> = Vec::new();
+    let wants = |s: Slice| slices.contains(&s);
+    if wants(Slice::Profile) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "profile",
+                    to_json(profile::load(conn, customer_id).await?.masked(masking))?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Metrics) || wants(Slice::Health) || wants(Slice::Churn) {
+        loads.push(
+            async move {
+                let (facts, history) = futures_util::try_join!(
+                    insights::load_facts(conn, customer_id, now),
+                    insights::load_history(conn, customer_id, now)
+                )?;
+                let derived = insights::derive(&facts, now);
+                Ok(vec![
+                    ("metrics", to_json(&derived.metrics)?),
+                    (
+                        "health",
+                        to_json(insights::HealthSlice::new(&derived, &history))?,
+                    ),
+                    ("churn", to_json(insights::ChurnSlice::new(&derived))?),
+                ])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Orders) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "orders",
+                    to_json(
+                        orders::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT).await?,
+                    )?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Loyalty) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "loyalty",
+                    to_json(loyalty::load(conn, customer_id, now).await?.masked(masking))?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Marketing) || wants(Slice::Segments) {
+        loads.push(
+            async move {
+                let (mut marketing, segments) = futures_util::try_join!(
+                    marketing::load(conn, customer_id),
+                    labels::load_segments(conn, customer_id)
+                )?;
+                marketing.segments = segments.iter().map(|s| s.name.clone()).collect();
+                Ok(vec![
+                    ("marketing", to_json(marketing)?),
+                    ("segments", to_json(segments)?),
+                ])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Support) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "support",
+                    to_json(
+                        support::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT).await?,
+                    )?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Timeline) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "timeline",
+                    to_json(timeline::load_page(conn, customer_id, timeline_query).await?)?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Analytics) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "analytics",
+                    to_json(analytics::load(conn, customer_id).await?)?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Notes) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "notes",
+                    to_json(notes::load(conn, customer_id).await?)?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Tags) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "tags",
+                    to_json(labels::load_tags(conn, customer_id).await?)?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    let mut out = serde_json::Map::new();
+    for group in futures_util::future::try_join_all(loads).await? {
+        out.extend(group.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    }
+    Ok(out)
+}
+
+/// The masked form of a clear view (JSON, as hubs hold it): only the profile and the loyalty
+/// referrals carry personal data.
+pub fn mask_json(view: &serde_json::Value, masking: Masking) -> QueryResult<serde_json::Value> {
+    let decode_err =
+        |e: serde_json::Error| diesel::result::Error::DeserializationError(Box::new(e));
+    let mut out = view.clone();
+    if masking == Masking::Clear {
+        return Ok(out);
+    }
+    if let Some(p) = out.get_mut("profile") {
+        let profile: profile::Profile = serde_json::from_value(p.take()).map_err(decode_err)?;
+        *p = to_json(profile.masked(masking))?;
+    }
+    if let Some(l) = out.get_mut("loyalty") {
+        let loyalty: loyalty::LoyaltySlice =
+            serde_json::from_value(l.take()).map_err(decode_err)?;
+        *l = to_json(loyalty.masked(masking))?;
+    }
+    Ok(out)
+}

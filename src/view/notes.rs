@@ -40,9 +40,22 @@ pub fn visible_to(
     viewer_id: &str,
     role: Role,
 ) -> bool {
-    visibility == NoteVisibility::Public
-        || author_id == viewer_id
-        || role.can(Permission::SeeOthersPrivateNotes)
+    visible(
+        visibility,
+        author_id,
+        viewer_id,
+        role.can(Permission::SeeOthersPrivateNotes),
+    )
+}
+
+/// Whether a viewer who may (or may not) read others' private notes may read this one.
+pub fn visible(
+    visibility: NoteVisibility,
+    author_id: &str,
+    viewer_id: &str,
+    sees_others_private: bool,
+) -> bool {
+    visibility == NoteVisibility::Public || author_id == viewer_id || sees_others_private
 }
 
 const SQL: &str = "SELECT jsonb_build_object(

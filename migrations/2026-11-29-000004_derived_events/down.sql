@@ -1,0 +1,2 @@
+DROP TRIGGER customer_churn_risks_change ON customer_churn_risks;
+DROP TRIGGER customer_health_scores_change ON customer_health_scores;

@@ -1,0 +1,64 @@
+//! `GET /ws`: the live dashboard's WebSocket. The token is checked before the upgrade (as
+//! `?token=` or `Sec-WebSocket-Protocol: bearer, <JWT>`); a bad one is a 401 problem+json.
+
+use actix::Addr;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::http::auth::{JwtKeys, bearer_token};
+use crate::http::errors::ApiError;
+use crate::realtime::registry::HubRegistry;
+use crate::realtime::session::DashboardSession;
+use crate::startup::AppState;
+
+/// Largest frame the codec accepts; the protocol's own 64 KiB limit is checked above it so an
+/// oversized frame gets an error frame instead of a closed connection.
+const CODEC_FRAME_LIMIT: usize = 1024 * 1024;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+#[utoipa::path(get, path = "/ws", tag = "live", params(("token" = Option<String>, Query, description = "JWT, unless sent as Sec-WebSocket-Protocol: bearer, <JWT>")),
+    responses((status = 101, description = "WebSocket upgrade; see README (protocol)"),
+        (status = 401, body = crate::http::errors::Problem, content_type = "application/problem+json")))]
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<WsQuery>,
+    state: web::Data<AppState>,
+    keys: web::Data<JwtKeys>,
+    registry: web::Data<Addr<HubRegistry>>,
+) -> Result<HttpResponse, ApiError> {
+    let from_protocol = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(','))
+        .filter(|(scheme, _)| scheme.trim().eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    let token = match (&query.token, &from_protocol) {
+        (Some(t), _) => t.clone(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => bearer_token(&req)?.to_owned(),
+    };
+    let admin = keys.verify(&token)?;
+    let (mut response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::bad_request("upgrade", e.to_string()))?;
+    if from_protocol.is_some() {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("bearer"),
+        );
+    }
+    DashboardSession::start(
+        admin,
+        registry.get_ref().clone(),
+        state.pool.clone(),
+        session,
+        stream.max_frame_size(CODEC_FRAME_LIMIT),
+    );
+    Ok(response)
+}

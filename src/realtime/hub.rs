@@ -1,0 +1,487 @@
+//! `CustomerHub`: one actor per customer watched from this node. It holds the customer's view,
+//! recomputes the slices a batch of change events affects (events arriving meanwhile join the
+//! next batch), diffs each projection against what its sessions hold, and sends one serialised
+//! delta per projection to every session of it — through each session's bounded queue, never
+//! waiting: a full queue marks the session stale, and it gets one fresh snapshot once there is
+//! room again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytestring::ByteString;
+use chrono::Utc;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::db::DbPool;
+use crate::domain::masking::Masking;
+use crate::domain::roles::Role;
+use crate::realtime::event::ChangeEvent;
+use crate::realtime::projection::ProjectionKey;
+use crate::realtime::protocol::{self, Cause, ErrorCode, Since};
+use crate::realtime::redis_bus::{RedisBus, Subscribe};
+use crate::view::{self, Slice};
+
+/// Deltas kept per projection for clients reconnecting with `since`.
+pub const HISTORY: usize = 256;
+/// How often stale sessions are offered a fresh snapshot, and the subscription retried.
+const TICK: Duration = Duration::from_millis(250);
+/// Wait before retrying a failed recompute.
+const RETRY: Duration = Duration::from_millis(500);
+
+struct Member {
+    key: ProjectionKey,
+    out: mpsc::Sender<ByteString>,
+    /// The queue overflowed: deltas stop until a fresh snapshot got through.
+    stale: bool,
+}
+
+struct Projection {
+    view: Value,
+    version: u64,
+    /// (version, delta frame), oldest first.
+    history: VecDeque<(u64, ByteString)>,
+    snapshot: Option<(u64, ByteString)>,
+}
+
+pub struct CustomerHub {
+    customer_id: i64,
+    epoch: String,
+    pool: DbPool,
+    bus: Addr<RedisBus>,
+    subscribed: bool,
+    /// The whole view with personal data in clear; None until first loaded.
+    clear: Option<Value>,
+    projections: HashMap<ProjectionKey, Projection>,
+    members: HashMap<u64, Member>,
+    waiting: Vec<Join>,
+    pending: Vec<ChangeEvent>,
+    pending_all: bool,
+    recomputing: bool,
+    /// Set by the registry when an event could not be queued here: recompute everything.
+    missed: Arc<AtomicBool>,
+}
+
+impl CustomerHub {
+    pub fn new(
+        customer_id: i64,
+        pool: DbPool,
+        bus: Addr<RedisBus>,
+        missed: Arc<AtomicBool>,
+    ) -> CustomerHub {
+        CustomerHub {
+            customer_id,
+            epoch: uuid::Uuid::new_v4().simple().to_string(),
+            pool,
+            bus,
+            subscribed: false,
+            clear: None,
+            projections: HashMap::new(),
+            members: HashMap::new(),
+            waiting: Vec::new(),
+            pending: Vec::new(),
+            pending_all: true,
+            recomputing: false,
+            missed,
+        }
+    }
+
+    /// The SUBSCRIBE must be confirmed before the view is read, or a change between the read
+    /// and the subscription would be missed.
+    fn subscribe(&mut self, ctx: &mut Context<Self>) {
+        let request = self.bus.send(Subscribe {
+            customer_id: self.customer_id,
+        });
+        ctx.spawn(request.into_actor(self).map(|result, act, ctx| match result {
+            Ok(Ok(())) => {
+                act.subscribed = true;
+                act.pending_all = true;
+                act.schedule(ctx);
+            }
+            Ok(Err(e)) => tracing::debug!(customer = act.customer_id, error = %e, "subscription failed; retrying"),
+            Err(e) => tracing::warn!(error = %e, "redis bus unreachable"),
+        }));
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        if self.recomputing || (!self.pending_all && self.pending.is_empty()) {
+            return;
+        }
+        if self.missed.swap(false, Ordering::AcqRel) {
+            self.pending_all = true;
+        }
+        let slices: Vec<Slice> = if self.pending_all || self.clear.is_none() {
+            Slice::ALL.to_vec()
+        } else {
+            let mut s: Vec<Slice> = self
+                .pending
+                .iter()
+                .flat_map(|e| Slice::affected_by(&e.kind).iter().copied())
+                .collect();
+            s.sort_by_key(|x| *x as u8);
+            s.dedup();
+            s
+        };
+        let causes: Vec<ChangeEvent> = std::mem::take(&mut self.pending);
+        self.pending_all = false;
+        self.recomputing = true;
+        let pool = self.pool.clone();
+        let customer_id = self.customer_id;
+        let load = async move {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            view::load_slices(&mut conn, customer_id, Masking::Clear, &slices, Utc::now())
+                .await
+                .map_err(|e| e.to_string())
+        };
+        ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
+            act.recomputing = false;
+            match result {
+                Ok(slices) => act.apply(slices, &causes),
+                Err(e) => {
+                    tracing::warn!(customer = act.customer_id, error = %e, "recompute failed; retrying");
+                    metrics::counter!("hub_recompute_failures_total").increment(1);
+                    act.pending.extend(causes);
+                    act.pending_all = true;
+                    ctx.run_later(RETRY, |act, ctx| act.schedule(ctx));
+                    return;
+                }
+            }
+            act.schedule(ctx);
+        }));
+    }
+
+    fn apply(&mut self, slices: serde_json::Map<String, Value>, causes: &[ChangeEvent]) {
+        metrics::counter!("hub_recomputes_total").increment(1);
+        match self.clear.as_mut().and_then(Value::as_object_mut) {
+            Some(view) => view.extend(slices),
+            None => self.clear = Some(Value::Object(slices)),
+        }
+        let Some(clear) = self.clear.as_ref() else {
+            return;
+        };
+        let masked = if self
+            .projections
+            .keys()
+            .any(|k| k.masking == Masking::Masked)
+        {
+            match view::mask_json(clear, Masking::Masked) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "masking the view failed");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let causes: Vec<Cause> = causes
+            .iter()
+            .map(|e| Cause {
+                event_id: e.event_id,
+                kind: e.kind.clone(),
+                entity_id: e.entity_id.clone(),
+                at: e.at,
+            })
+            .collect();
+        let mut frames: Vec<(ProjectionKey, ByteString)> = Vec::new();
+        for (key, projection) in &mut self.projections {
+            let base = match key.masking {
+                Masking::Clear => clear,
+                Masking::Masked => match &masked {
+                    Some(m) => m,
+                    None => continue,
+                },
+            };
+            let next = key.project(base);
+            let patch = json_patch::diff(&projection.view, &next);
+            if patch.0.is_empty() {
+                continue;
+            }
+            projection.version += 1;
+            let frame = protocol::delta_frame(
+                self.customer_id,
+                &self.epoch,
+                projection.version,
+                &patch,
+                &causes,
+            );
+            projection
+                .history
+                .push_back((projection.version, frame.clone()));
+            while projection.history.len() > HISTORY {
+                projection.history.pop_front();
+            }
+            projection.view = next;
+            projection.snapshot = None;
+            frames.push((key.clone(), frame));
+        }
+        for (key, frame) in frames {
+            for member in self
+                .members
+                .values_mut()
+                .filter(|m| m.key == key && !m.stale)
+            {
+                deliver(member, frame.clone());
+            }
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        for join in waiting {
+            self.admit(join);
+        }
+    }
+
+    fn projection(&mut self, key: &ProjectionKey) -> Option<&mut Projection> {
+        if !self.projections.contains_key(key) {
+            let clear = self.clear.as_ref()?;
+            let base = view::mask_json(clear, key.masking).ok()?;
+            let view = key.project(&base);
+            self.projections.insert(
+                key.clone(),
+                Projection {
+                    view,
+                    version: 0,
+                    history: VecDeque::new(),
+                    snapshot: None,
+                },
+            );
+        }
+        self.projections.get_mut(key)
+    }
+
+    fn snapshot_of(&mut self, key: &ProjectionKey) -> Option<ByteString> {
+        let (customer_id, epoch) = (self.customer_id, self.epoch.clone());
+        let projection = self.projection(key)?;
+        if let Some((version, frame)) = &projection.snapshot
+            && *version == projection.version
+        {
+            return Some(frame.clone());
+        }
+        let frame =
+            protocol::snapshot_frame(customer_id, &epoch, projection.version, &projection.view);
+        projection.snapshot = Some((projection.version, frame.clone()));
+        Some(frame)
+    }
+
+    /// A session joins once the view is loaded: missed deltas if it can resume, else a snapshot.
+    fn admit(&mut self, join: Join) {
+        if self.clear.is_none() {
+            self.waiting.push(join);
+            return;
+        }
+        let key = ProjectionKey::for_viewer(&join.viewer_id, join.role);
+        let epoch = self.epoch.clone();
+        let replay: Option<Vec<ByteString>> = self.projection(&key).and_then(|p| {
+            let since = join.since.as_ref().filter(|s| s.epoch == epoch)?;
+            if since.version > p.version {
+                return None;
+            }
+            let oldest_base = p.history.front().map_or(p.version, |(v, _)| v - 1);
+            (since.version >= oldest_base).then(|| {
+                p.history
+                    .iter()
+                    .filter(|(v, _)| *v > since.version)
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            })
+        });
+        let mut member = Member {
+            key: key.clone(),
+            out: join.out,
+            stale: false,
+        };
+        match replay {
+            Some(frames) => {
+                metrics::counter!("hub_resumes_total").increment(1);
+                for frame in frames {
+                    deliver(&mut member, frame);
+                }
+            }
+            None => match self.snapshot_of(&key) {
+                Some(frame) => deliver(&mut member, frame),
+                None => {
+                    let _ = member.out.try_send(protocol::error_frame(
+                        ErrorCode::Unavailable,
+                        "the view could not be prepared",
+                        Some(self.customer_id),
+                    ));
+                    return;
+                }
+            },
+        }
+        self.members.insert(join.session_id, member);
+    }
+
+    /// Stale sessions get a fresh snapshot as soon as their queue has room.
+    fn refresh_stale(&mut self) {
+        let stale: Vec<(u64, ProjectionKey)> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.stale)
+            .map(|(id, m)| (*id, m.key.clone()))
+            .collect();
+        for (id, key) in stale {
+            let Some(frame) = self.snapshot_of(&key) else {
+                continue;
+            };
+            if let Some(member) = self.members.get_mut(&id)
+                && member.out.try_send(frame).is_ok()
+            {
+                member.stale = false;
+            }
+        }
+        self.members.retain(|_, m| !m.out.is_closed());
+    }
+}
+
+/// Queues a frame without waiting; a full queue makes the session stale (slow consumer).
+fn deliver(member: &mut Member, frame: ByteString) {
+    match member.out.try_send(frame) {
+        Ok(()) => metrics::counter!("hub_frames_sent_total").increment(1),
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            member.stale = true;
+            metrics::counter!("hub_slow_consumers_total").increment(1);
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+impl Actor for CustomerHub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+        metrics::gauge!("hubs").increment(1.0);
+        self.subscribe(ctx);
+        ctx.run_interval(TICK, |act, ctx| {
+            if !act.subscribed {
+                act.subscribe(ctx);
+            }
+            act.refresh_stale();
+            act.schedule(ctx);
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        metrics::gauge!("hubs").decrement(1.0);
+    }
+}
+
+/// A session starts watching; it gets a snapshot, or the deltas it missed since `since`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Join {
+    pub session_id: u64,
+    pub viewer_id: String,
+    pub role: Role,
+    pub since: Option<Since>,
+    pub out: mpsc::Sender<ByteString>,
+}
+
+impl Handler<Join> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, join: Join, _: &mut Context<Self>) {
+        self.members.remove(&join.session_id);
+        self.admit(join);
+    }
+}
+
+/// A session stops watching.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub session_id: u64,
+}
+
+impl Handler<Leave> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        if let Some(member) = self.members.remove(&msg.session_id)
+            && !self.members.values().any(|m| m.key == member.key)
+        {
+            self.projections.remove(&member.key);
+        }
+    }
+}
+
+/// A session asks for a fresh snapshot (it saw a gap or an epoch change).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resync {
+    pub session_id: u64,
+}
+
+impl Handler<Resync> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, msg: Resync, _: &mut Context<Self>) {
+        let Some(key) = self.members.get(&msg.session_id).map(|m| m.key.clone()) else {
+            return;
+        };
+        if let Some(frame) = self.snapshot_of(&key)
+            && let Some(member) = self.members.get_mut(&msg.session_id)
+        {
+            member.stale = false;
+            deliver(member, frame);
+        }
+    }
+}
+
+/// Change events of this customer, from the bus.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Events(pub Vec<ChangeEvent>);
+
+impl Handler<Events> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, msg: Events, ctx: &mut Context<Self>) {
+        self.pending.extend(msg.0);
+        self.schedule(ctx);
+    }
+}
+
+/// Events may have been missed (the bus reconnected): recompute everything.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecomputeAll;
+
+impl Handler<RecomputeAll> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, _: RecomputeAll, ctx: &mut Context<Self>) {
+        self.pending_all = true;
+        self.schedule(ctx);
+    }
+}
+
+/// The current view for a masking class, if loaded (the HTTP 360 route serves it when a hub
+/// for the customer lives on this node).
+#[derive(Message)]
+#[rtype(result = "Option<Value>")]
+pub struct CurrentView {
+    pub masking: Masking,
+}
+
+impl Handler<CurrentView> for CustomerHub {
+    type Result = Option<Value>;
+    fn handle(&mut self, msg: CurrentView, _: &mut Context<Self>) -> Option<Value> {
+        if !self.subscribed || self.recomputing || self.pending_all || !self.pending.is_empty() {
+            return None;
+        }
+        self.clear
+            .as_ref()
+            .and_then(|clear| view::mask_json(clear, msg.masking).ok())
+    }
+}
+
+/// The registry retires the hub (its last session left a grace period ago).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

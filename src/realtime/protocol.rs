@@ -1,0 +1,169 @@
+//! The WebSocket protocol (DESIGN.md): what clients send, and the frames the server sends,
+//! each serialised once and shared by every session that receives it.
+
+use bytestring::ByteString;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Largest client frame accepted; bigger ones get an `error` frame.
+pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// Most customers one session may watch at once.
+pub const MAX_SUBSCRIPTIONS: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Since {
+    pub epoch: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Subscribe {
+        customer_id: i64,
+        since: Option<Since>,
+    },
+    Unsubscribe {
+        customer_id: i64,
+    },
+    Resync {
+        customer_id: i64,
+    },
+    Presence {
+        customer_id: i64,
+        activity: Activity,
+    },
+    Ping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    Viewing,
+    TypingNote,
+}
+
+/// The `code` of an `error` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Forbidden,
+    NotFound,
+    BadRequest,
+    TooManySubscriptions,
+    SlowConsumer,
+    Unavailable,
+}
+
+impl ErrorCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::TooManySubscriptions => "too_many_subscriptions",
+            ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+pub fn error_frame(code: ErrorCode, message: &str, customer_id: Option<i64>) -> ByteString {
+    json!({"type": "error", "code": code.as_str(), "message": message, "customer_id": customer_id})
+        .to_string()
+        .into()
+}
+
+pub fn pong_frame() -> ByteString {
+    ByteString::from_static(r#"{"type":"pong"}"#)
+}
+
+pub fn snapshot_frame(
+    customer_id: i64,
+    epoch: &str,
+    version: u64,
+    view: &serde_json::Value,
+) -> ByteString {
+    json!({"type": "snapshot", "customer_id": customer_id, "epoch": epoch, "version": version, "view": view})
+        .to_string()
+        .into()
+}
+
+/// One change event behind a delta.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cause {
+    pub event_id: uuid::Uuid,
+    pub kind: String,
+    pub entity_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+pub fn delta_frame(
+    customer_id: i64,
+    epoch: &str,
+    version: u64,
+    patch: &json_patch::Patch,
+    causes: &[Cause],
+) -> ByteString {
+    json!({
+        "type": "delta", "customer_id": customer_id, "epoch": epoch, "version": version,
+        "base_version": version - 1, "patch": patch, "causes": causes,
+    })
+    .to_string()
+    .into()
+}
+
+/// Parses a client frame, naming what is wrong.
+pub fn parse(text: &str) -> Result<ClientMessage, String> {
+    if text.len() > MAX_CLIENT_FRAME {
+        return Err(format!(
+            "frame of {} bytes exceeds the {MAX_CLIENT_FRAME}-byte limit",
+            text.len()
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        if message.starts_with("unknown variant") {
+            format!("unknown message type: {message}")
+        } else {
+            format!("malformed message: {message}")
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_designed_messages() {
+        assert!(matches!(
+            parse(r#"{"type":"subscribe","customer_id":42,"since":{"epoch":"e","version":17}}"#),
+            Ok(ClientMessage::Subscribe {
+                customer_id: 42,
+                since: Some(Since { version: 17, .. })
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"presence","customer_id":1,"activity":"typing_note"}"#),
+            Ok(ClientMessage::Presence {
+                activity: Activity::TypingNote,
+                ..
+            })
+        ));
+        assert!(
+            parse(r#"{"type":"dance"}"#)
+                .unwrap_err()
+                .contains("unknown message type")
+        );
+        assert!(parse("not json").unwrap_err().contains("malformed"));
+        assert!(
+            parse(&" ".repeat(MAX_CLIENT_FRAME + 1))
+                .unwrap_err()
+                .contains("exceeds")
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! `HubRegistry`: the node's map from customer to `CustomerHub`. All joins and leaves go
+//! through it, so it alone counts a hub's sessions, starts hubs on the first join, and retires
+//! them a grace period after the last leave (a hub that stopped itself could lose a join
+//! already on its way). It forwards the bus's events to the hubs without ever waiting.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use crate::db::DbPool;
+use crate::domain::masking::Masking;
+use crate::realtime::event::ChangeEvent;
+use crate::realtime::hub::{self, CustomerHub};
+use crate::realtime::redis_bus::{RedisBus, Unsubscribe};
+
+/// How long a hub outlives its last session (a page reload should not rebuild it).
+pub const GRACE: Duration = Duration::from_secs(5);
+
+struct Entry {
+    hub: Addr<CustomerHub>,
+    sessions: usize,
+    missed: Arc<AtomicBool>,
+}
+
+pub struct HubRegistry {
+    pool: DbPool,
+    bus: Option<Addr<RedisBus>>,
+    redis_url: String,
+    redis_prefix: String,
+    hubs: HashMap<i64, Entry>,
+}
+
+impl HubRegistry {
+    pub fn new(pool: DbPool, redis_url: &str, redis_prefix: &str) -> HubRegistry {
+        HubRegistry {
+            pool,
+            bus: None,
+            redis_url: redis_url.to_owned(),
+            redis_prefix: redis_prefix.to_owned(),
+            hubs: HashMap::new(),
+        }
+    }
+
+    fn hub(&mut self, customer_id: i64) -> Option<&mut Entry> {
+        let bus = self.bus.clone()?;
+        Some(self.hubs.entry(customer_id).or_insert_with(|| {
+            let missed = Arc::new(AtomicBool::new(false));
+            let hub = CustomerHub::new(customer_id, self.pool.clone(), bus, missed.clone()).start();
+            Entry {
+                hub,
+                sessions: 0,
+                missed,
+            }
+        }))
+    }
+
+    /// Sends to a hub without waiting; a full mailbox makes it recompute everything instead.
+    fn tell<M>(entry: &Entry, msg: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        CustomerHub: Handler<M>,
+    {
+        if entry.hub.try_send(msg).is_err() {
+            entry.missed.store(true, Ordering::Release);
+            metrics::counter!("registry_hub_overflows_total").increment(1);
+        }
+    }
+}
+
+impl Actor for HubRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(8192);
+        self.bus = Some(RedisBus::new(&self.redis_url, &self.redis_prefix, ctx.address()).start());
+    }
+}
+
+/// A session subscribes to a customer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Watch {
+    pub customer_id: i64,
+    pub join: hub::Join,
+}
+
+impl Handler<Watch> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+        if let Some(entry) = self.hub(msg.customer_id) {
+            entry.sessions += 1;
+            HubRegistry::tell(entry, msg.join);
+        }
+    }
+}
+
+/// A session stops watching a customer (unsubscribe or disconnect).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    pub customer_id: i64,
+    pub session_id: u64,
+}
+
+impl Handler<Unwatch> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: Unwatch, ctx: &mut Context<Self>) {
+        let Some(entry) = self.hubs.get_mut(&msg.customer_id) else {
+            return;
+        };
+        entry.sessions = entry.sessions.saturating_sub(1);
+        HubRegistry::tell(
+            entry,
+            hub::Leave {
+                session_id: msg.session_id,
+            },
+        );
+        if entry.sessions == 0 {
+            let customer_id = msg.customer_id;
+            ctx.run_later(GRACE, move |act, _| {
+                if act.hubs.get(&customer_id).is_some_and(|e| e.sessions == 0)
+                    && let Some(entry) = act.hubs.remove(&customer_id)
+                {
+                    let _ = entry.hub.try_send(hub::Retire);
+                    if let Some(bus) = &act.bus {
+                        let _ = bus.try_send(Unsubscribe { customer_id });
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// A session asks its hub for a fresh snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResyncFor {
+    pub customer_id: i64,
+    pub session_id: u64,
+}
+
+impl Handler<ResyncFor> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: ResyncFor, _: &mut Context<Self>) {
+        if let Some(entry) = self.hubs.get(&msg.customer_id) {
+            HubRegistry::tell(
+                entry,
+                hub::Resync {
+                    session_id: msg.session_id,
+                },
+            );
+        }
+    }
+}
+
+/// An event from the bus.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Dispatch(pub ChangeEvent);
+
+impl Handler<Dispatch> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: Dispatch, _: &mut Context<Self>) {
+        metrics::counter!("redis_bus_events_total").increment(1);
+        if let Some(entry) = self.hubs.get(&msg.0.customer_id) {
+            HubRegistry::tell(entry, hub::Events(vec![msg.0]));
+        }
+    }
+}
+
+/// The bus (re)connected: events may have been missed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecomputeEveryHub;
+
+impl Handler<RecomputeEveryHub> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, _: RecomputeEveryHub, _: &mut Context<Self>) {
+        for entry in self.hubs.values() {
+            HubRegistry::tell(entry, hub::RecomputeAll);
+        }
+    }
+}
+
+/// The live view of a customer if a hub here holds a current one.
+#[derive(Message)]
+#[rtype(result = "Option<Value>")]
+pub struct LiveView {
+    pub customer_id: i64,
+    pub masking: Masking,
+}
+
+impl Handler<LiveView> for HubRegistry {
+    type Result = ResponseFuture<Option<Value>>;
+    fn handle(&mut self, msg: LiveView, _: &mut Context<Self>) -> Self::Result {
+        let hub = self.hubs.get(&msg.customer_id).map(|e| e.hub.clone());
+        Box::pin(async move {
+            match hub {
+                Some(hub) => hub
+                    .send(hub::CurrentView {
+                        masking: msg.masking,
+                    })
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            }
+        })
+    }
+}

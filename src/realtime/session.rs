@@ -1,0 +1,270 @@
+//! `DashboardSession`: one actor per WebSocket. It owns the actix-ws session and a bounded
+//! outbound queue drained by a writer task; hubs put frames in that queue without waiting, so a
+//! client that stops reading costs at most `OUTBOUND_QUEUE` frames of memory. Client frames are
+//! parsed here: bad ones get an `error` frame and the session stays usable.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_ws::{Message as WsMessage, ProtocolError};
+use bytestring::ByteString;
+use tokio::sync::mpsc;
+
+use crate::db::DbPool;
+use crate::domain::roles::Permission;
+use crate::http::auth::AuthAdmin;
+use crate::realtime::hub::Join;
+use crate::realtime::protocol::{self, ClientMessage, ErrorCode, MAX_SUBSCRIPTIONS};
+use crate::realtime::registry::{HubRegistry, ResyncFor, Unwatch, Watch};
+
+/// How often the server pings.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A client silent (no frame, no pong) this long is disconnected.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Frames queued for one client before it counts as a slow consumer.
+pub const OUTBOUND_QUEUE: usize = 256;
+
+pub struct DashboardSession {
+    id: u64,
+    admin: AuthAdmin,
+    registry: Addr<HubRegistry>,
+    pool: DbPool,
+    ws: actix_ws::Session,
+    out: mpsc::Sender<ByteString>,
+    subscriptions: HashSet<i64>,
+    heard: Instant,
+}
+
+impl DashboardSession {
+    /// Starts the session and its writer task.
+    pub fn start(
+        admin: AuthAdmin,
+        registry: Addr<HubRegistry>,
+        pool: DbPool,
+        ws: actix_ws::Session,
+        stream: actix_ws::MessageStream,
+    ) -> Addr<DashboardSession> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let (out, mut queue) = mpsc::channel::<ByteString>(OUTBOUND_QUEUE);
+        let mut writer = ws.clone();
+        actix_web::rt::spawn(async move {
+            while let Some(frame) = queue.recv().await {
+                if writer.text(frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        DashboardSession::create(move |ctx| {
+            ctx.add_stream(stream);
+            DashboardSession {
+                id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                admin,
+                registry,
+                pool,
+                ws,
+                out,
+                subscriptions: HashSet::new(),
+                heard: Instant::now(),
+            }
+        })
+    }
+
+    fn send(&self, frame: ByteString) {
+        if self.out.try_send(frame).is_err() {
+            metrics::counter!("ws_frames_dropped_total").increment(1);
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: &str, customer_id: Option<i64>) {
+        self.send(protocol::error_frame(code, message, customer_id));
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let message = match protocol::parse(text) {
+            Ok(m) => m,
+            Err(why) => return self.error(ErrorCode::BadRequest, &why, None),
+        };
+        match message {
+            ClientMessage::Ping => self.send(protocol::pong_frame()),
+            ClientMessage::Subscribe { customer_id, since } => {
+                self.subscribe(customer_id, since, ctx)
+            }
+            ClientMessage::Unsubscribe { customer_id } => {
+                if self.subscriptions.remove(&customer_id) {
+                    self.unwatch(customer_id);
+                } else {
+                    self.error(
+                        ErrorCode::BadRequest,
+                        "not subscribed to this customer",
+                        Some(customer_id),
+                    );
+                }
+            }
+            ClientMessage::Resync { customer_id } => {
+                if self.subscriptions.contains(&customer_id) {
+                    self.tell(ResyncFor {
+                        customer_id,
+                        session_id: self.id,
+                    });
+                } else {
+                    self.error(
+                        ErrorCode::BadRequest,
+                        "subscribe before asking for a resync",
+                        Some(customer_id),
+                    );
+                }
+            }
+            ClientMessage::Presence { customer_id, .. } => self.error(
+                ErrorCode::BadRequest,
+                "presence is not available on this server yet",
+                Some(customer_id),
+            ),
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        customer_id: i64,
+        since: Option<protocol::Since>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Err(e) = self.admin.require(Permission::ViewCustomer) {
+            return self.error(ErrorCode::Forbidden, e.detail(), Some(customer_id));
+        }
+        if !self.subscriptions.contains(&customer_id)
+            && self.subscriptions.len() >= MAX_SUBSCRIPTIONS
+        {
+            return self.error(
+                ErrorCode::TooManySubscriptions,
+                &format!("a session may watch at most {MAX_SUBSCRIPTIONS} customers"),
+                Some(customer_id),
+            );
+        }
+        let pool = self.pool.clone();
+        let exists = async move { customer_exists(&pool, customer_id).await };
+        ctx.spawn(
+            exists
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(true) => {
+                        if act.subscriptions.insert(customer_id) {
+                            metrics::gauge!("ws_subscriptions").increment(1.0);
+                        }
+                        let join = Join {
+                            session_id: act.id,
+                            viewer_id: act.admin.id.clone(),
+                            role: act.admin.role,
+                            since,
+                            out: act.out.clone(),
+                        };
+                        act.tell(Watch { customer_id, join });
+                    }
+                    Ok(false) => act.error(
+                        ErrorCode::NotFound,
+                        &format!("customer {customer_id} does not exist"),
+                        Some(customer_id),
+                    ),
+                    Err(e) => act.error(ErrorCode::Unavailable, &e, Some(customer_id)),
+                }),
+        );
+    }
+
+    fn unwatch(&self, customer_id: i64) {
+        metrics::gauge!("ws_subscriptions").decrement(1.0);
+        self.tell(Unwatch {
+            customer_id,
+            session_id: self.id,
+        });
+    }
+
+    fn tell<M>(&self, msg: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        HubRegistry: Handler<M>,
+    {
+        if self.registry.try_send(msg).is_err() {
+            self.error(
+                ErrorCode::Unavailable,
+                "the server is overloaded; retry shortly",
+                None,
+            );
+        }
+    }
+}
+
+async fn customer_exists(pool: &DbPool, customer_id: i64) -> Result<bool, String> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|_| "the database is unavailable, retry shortly".to_owned())?;
+    let found: i64 = crate::db::schema::customers::table
+        .filter(crate::db::schema::customers::id.eq(customer_id))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .map_err(|_| "the database is unavailable, retry shortly".to_owned())?;
+    Ok(found > 0)
+}
+
+impl Actor for DashboardSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        metrics::gauge!("ws_sessions").increment(1.0);
+        ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
+            if act.heard.elapsed() > CLIENT_TIMEOUT {
+                tracing::debug!(session = act.id, "client timed out");
+                ctx.stop();
+                return;
+            }
+            let mut ws = act.ws.clone();
+            actix_web::rt::spawn(async move {
+                let _ = ws.ping(b"").await;
+            });
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Context<Self>) -> Running {
+        for customer_id in std::mem::take(&mut self.subscriptions) {
+            self.unwatch(customer_id);
+        }
+        let ws = self.ws.clone();
+        actix_web::rt::spawn(async move {
+            let _ = ws.close(None).await;
+        });
+        Running::Stop
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        metrics::gauge!("ws_sessions").decrement(1.0);
+    }
+}
+
+impl StreamHandler<Result<WsMessage, ProtocolError>> for DashboardSession {
+    fn handle(&mut self, msg: Result<WsMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        self.heard = Instant::now();
+        match msg {
+            Ok(WsMessage::Text(text)) => self.handle_text(&text, ctx),
+            Ok(WsMessage::Binary(_)) => self.error(
+                ErrorCode::BadRequest,
+                "binary frames are not supported; send JSON text",
+                None,
+            ),
+            Ok(WsMessage::Ping(bytes)) => {
+                let mut ws = self.ws.clone();
+                actix_web::rt::spawn(async move {
+                    let _ = ws.pong(&bytes).await;
+                });
+            }
+            Ok(WsMessage::Close(_)) | Err(_) => ctx.stop(),
+            Ok(_) => {}
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
