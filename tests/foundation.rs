@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, spawn_app, spawn_app_with};
+use common::{OwnRedis, TestApp, spawn_app, spawn_app_with};
 use customer360::domain::roles::Role;
 use serde_json::json;
 
@@ -249,52 +249,6 @@ async fn openapi_documents_every_route() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
-/// A Redis of our own on a free port, so stopping it disturbs no other test.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port")
-    }
-
-    fn start(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        self.child = Some(child);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 async fn readiness_until(app: &TestApp, status: u16) -> serde_json::Value {
     for _ in 0..100 {
         let r = app.get_raw("/readyz", None).await;
@@ -308,11 +262,8 @@ async fn readiness_until(app: &TestApp, status: u16) -> serde_json::Value {
 
 #[actix_web::test]
 async fn readiness_follows_redis_down_and_up_without_restart() {
-    let mut redis = OwnRedis {
-        port: OwnRedis::free_port(),
-        child: None,
-    };
-    let app = spawn_app_with(&format!("redis://127.0.0.1:{}", redis.port)).await;
+    let mut redis = OwnRedis::new();
+    let app = spawn_app_with(&redis.url()).await;
 
     let down = app.get_raw("/readyz", None).await;
     let body = down.problem(503, "unavailable");

@@ -220,10 +220,24 @@ pub async fn spawn_app_with(redis_url: &str) -> TestApp {
         .try_init();
     let db = TestDb::create().await;
     let redis_prefix = format!("c360test:{}", uuid::Uuid::new_v4().simple());
+    let address = start_node(&db.url, redis_url, &redis_prefix).await;
+    TestApp {
+        address,
+        db,
+        redis_prefix,
+        keys: JwtKeys::new(JWT_SECRET),
+        client: awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .finish(),
+    }
+}
+
+/// Starts one more server against the same database and Redis prefix (a second node).
+pub async fn start_node(database_url: &str, redis_url: &str, redis_prefix: &str) -> String {
     let cli = Cli::try_parse_from([
         "customer360",
         "--database-url",
-        &db.url,
+        database_url,
         "--redis-url",
         redis_url,
         "--jwt-secret",
@@ -234,7 +248,7 @@ pub async fn spawn_app_with(redis_url: &str) -> TestApp {
         "--workers",
         "1",
         "--redis-prefix",
-        &redis_prefix,
+        redis_prefix,
         "--db-pool-size",
         "4",
         "--db-pool-wait-ms",
@@ -252,14 +266,63 @@ pub async fn spawn_app_with(redis_url: &str) -> TestApp {
     .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        db,
-        redis_prefix,
-        keys: JwtKeys::new(JWT_SECRET),
-        client: awc::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .finish(),
+    address
+}
+
+/// A Redis server of the test's own on a free port, so stopping it disturbs no other test.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub fn new() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        OwnRedis { port, child: None }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
