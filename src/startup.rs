@@ -63,6 +63,7 @@ impl Application {
         let registry = web::Data::new(
             HubRegistry::new(
                 pool.clone(),
+                redis.clone(),
                 &config.common.redis_url,
                 &config.serve.redis_prefix,
             )

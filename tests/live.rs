@@ -37,8 +37,18 @@ async fn send(ws: &mut Ws, value: Value) {
         .expect("send");
 }
 
-/// The next JSON frame, skipping control frames.
+/// The next JSON frame, skipping control frames and presence updates.
 async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let frame = next_raw(ws).await;
+        if frame["type"] != "presence" {
+            return frame;
+        }
+    }
+}
+
+/// The next JSON frame of any type.
+async fn next_raw(ws: &mut Ws) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -54,7 +64,7 @@ async fn next(ws: &mut Ws) -> Value {
 /// The next frame of a type, skipping others (deltas of customers already watched, say).
 async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
-        let frame = next(ws).await;
+        let frame = next_raw(ws).await;
         if frame["type"] == kind {
             return frame;
         }
@@ -437,4 +447,50 @@ async fn dashboards_converge_after_redis_restarts_mid_stream() {
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(pending, 0, "the backlog is published once redis returns");
+}
+
+/// The next presence frame whose viewers satisfy `check`.
+async fn presence_until(ws: &mut Ws, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    loop {
+        let frame = next_of(ws, "presence").await;
+        let viewers = frame["viewers"].as_array().cloned().unwrap_or_default();
+        if check(&viewers) {
+            return viewers;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn presence_is_shared_across_nodes_joins_and_leaves() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let node_b = start_node(&app.db.url, common::REDIS_URL, &app.redis_prefix).await;
+    let mut ann = connect(&app, Role::Admin).await;
+    send(&mut ann, json!({"type": "subscribe", "customer_id": id})).await;
+    let alone = presence_until(&mut ann, |v| v.len() == 1).await;
+    assert_eq!(
+        (alone[0]["admin_id"].as_str(), alone[0]["activity"].as_str()),
+        (Some("admin-1"), Some("viewing"))
+    );
+
+    let mut bob = connect_to(&app, &node_b, Role::Support).await;
+    send(&mut bob, json!({"type": "subscribe", "customer_id": id})).await;
+    let both = presence_until(&mut ann, |v| v.len() == 2).await;
+    assert!(both.iter().any(|v| v["admin_id"] == "support-1"
+        && v["name"] == "support Tester"
+        && v["role"] == "support"));
+
+    send(
+        &mut bob,
+        json!({"type": "presence", "customer_id": id, "activity": "typing_note"}),
+    )
+    .await;
+    presence_until(&mut ann, |v| {
+        v.iter()
+            .any(|x| x["admin_id"] == "support-1" && x["activity"] == "typing_note")
+    })
+    .await;
+
+    bob.close(None).await.expect("close");
+    presence_until(&mut ann, |v| v.len() == 1).await;
 }

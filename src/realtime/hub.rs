@@ -20,9 +20,11 @@ use crate::db::DbPool;
 use crate::domain::masking::Masking;
 use crate::domain::roles::Role;
 use crate::realtime::event::ChangeEvent;
+use crate::realtime::presence::{self, Viewer};
 use crate::realtime::projection::ProjectionKey;
-use crate::realtime::protocol::{self, Cause, ErrorCode, Since};
+use crate::realtime::protocol::{self, Activity, Cause, ErrorCode, Since};
 use crate::realtime::redis_bus::{RedisBus, Subscribe};
+use crate::redis_link::RedisLink;
 use crate::view::{self, Slice};
 
 /// Deltas kept per projection for clients reconnecting with `since`.
@@ -34,6 +36,7 @@ const RETRY: Duration = Duration::from_millis(500);
 
 struct Member {
     key: ProjectionKey,
+    viewer: Viewer,
     out: mpsc::Sender<ByteString>,
     /// The queue overflowed: deltas stop until a fresh snapshot got through.
     stale: bool,
@@ -52,6 +55,7 @@ pub struct CustomerHub {
     epoch: String,
     pool: DbPool,
     bus: Addr<RedisBus>,
+    presence: PresenceState,
     subscribed: bool,
     /// The whole view with personal data in clear; None until first loaded.
     clear: Option<Value>,
@@ -65,11 +69,41 @@ pub struct CustomerHub {
     missed: Arc<AtomicBool>,
 }
 
+/// This hub's part in presence: where to write, what it last showed, what changed since.
+pub struct PresenceState {
+    pub redis: Arc<RedisLink>,
+    pub prefix: String,
+    /// Distinguishes this process's sessions from other nodes' in the shared hash.
+    pub node: String,
+    shown: Vec<Viewer>,
+    gone: Vec<String>,
+    changed: bool,
+    syncing: bool,
+    /// Someone asked for a sync while one was running.
+    again: bool,
+}
+
+impl PresenceState {
+    pub fn new(redis: Arc<RedisLink>, prefix: &str, node: &str) -> PresenceState {
+        PresenceState {
+            redis,
+            prefix: prefix.to_owned(),
+            node: node.to_owned(),
+            shown: Vec::new(),
+            gone: Vec::new(),
+            changed: false,
+            syncing: false,
+            again: false,
+        }
+    }
+}
+
 impl CustomerHub {
     pub fn new(
         customer_id: i64,
         pool: DbPool,
         bus: Addr<RedisBus>,
+        presence: PresenceState,
         missed: Arc<AtomicBool>,
     ) -> CustomerHub {
         CustomerHub {
@@ -77,6 +111,7 @@ impl CustomerHub {
             epoch: uuid::Uuid::new_v4().simple().to_string(),
             pool,
             bus,
+            presence,
             subscribed: false,
             clear: None,
             projections: HashMap::new(),
@@ -138,9 +173,13 @@ impl CustomerHub {
         };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
             act.recomputing = false;
-            match result {
-                Ok(slices) => act.apply(slices, &causes),
-                Err(e) => {
+            match result {                Ok(slices) => {
+                    act.apply(slices, &causes);
+                    // Sessions admitted now that the view is loaded show up in presence.
+                    if act.presence.changed {
+                        act.sync_presence(ctx);
+                    }
+                }Err(e) => {
                     tracing::warn!(customer = act.customer_id, error = %e, "recompute failed; retrying");
                     metrics::counter!("hub_recompute_failures_total").increment(1);
                     act.pending.extend(causes);
@@ -287,8 +326,16 @@ impl CustomerHub {
                     .collect()
             })
         });
+        let viewer = Viewer {
+            admin_id: join.viewer_id.clone(),
+            name: join.viewer_name.clone(),
+            role: join.role,
+            activity: Activity::Viewing,
+            since: Utc::now(),
+        };
         let mut member = Member {
             key: key.clone(),
+            viewer,
             out: join.out,
             stale: false,
         };
@@ -312,6 +359,54 @@ impl CustomerHub {
             },
         }
         self.members.insert(join.session_id, member);
+        self.presence.changed = true;
+    }
+
+    fn field(&self, session_id: u64) -> String {
+        format!("{}:{session_id}", self.presence.node)
+    }
+
+    /// Writes this hub's viewers, reads everyone's, and tells the sessions when the list moved.
+    fn sync_presence(&mut self, ctx: &mut Context<Self>) {
+        if self.presence.syncing {
+            self.presence.again = true;
+            return;
+        }
+        self.presence.syncing = true;
+        let announce = std::mem::take(&mut self.presence.changed);
+        let gone = std::mem::take(&mut self.presence.gone);
+        let mine: Vec<(String, Viewer)> = self
+            .members
+            .iter()
+            .map(|(id, m)| (self.field(*id), m.viewer.clone()))
+            .collect();
+        let (redis, prefix, customer_id) = (
+            self.presence.redis.clone(),
+            self.presence.prefix.clone(),
+            self.customer_id,
+        );
+        let sync = async move {
+            presence::sync(&redis, &prefix, customer_id, &mine, &gone, announce).await
+        };
+        ctx.spawn(sync.into_actor(self).map(|result, act, ctx| {
+            act.presence.syncing = false;
+            match result {
+                Ok(viewers) if viewers != act.presence.shown => {
+                    let frame = protocol::presence_frame(act.customer_id, &viewers);
+                    for member in act.members.values_mut().filter(|m| !m.stale) {
+                        deliver(member, frame.clone());
+                    }
+                    act.presence.shown = viewers;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "presence sync failed; the next refresh retries")
+                }
+            }
+            if act.presence.changed || std::mem::take(&mut act.presence.again) {
+                act.sync_presence(ctx);
+            }
+        }));
     }
 
     /// Stale sessions get a fresh snapshot as soon as their queue has room.
@@ -355,6 +450,7 @@ impl Actor for CustomerHub {
         ctx.set_mailbox_capacity(1024);
         metrics::gauge!("hubs").increment(1.0);
         self.subscribe(ctx);
+        ctx.run_interval(presence::REFRESH, |act, ctx| act.sync_presence(ctx));
         ctx.run_interval(TICK, |act, ctx| {
             if !act.subscribed {
                 act.subscribe(ctx);
@@ -375,6 +471,7 @@ impl Actor for CustomerHub {
 pub struct Join {
     pub session_id: u64,
     pub viewer_id: String,
+    pub viewer_name: String,
     pub role: Role,
     pub since: Option<Since>,
     pub out: mpsc::Sender<ByteString>,
@@ -382,9 +479,10 @@ pub struct Join {
 
 impl Handler<Join> for CustomerHub {
     type Result = ();
-    fn handle(&mut self, join: Join, _: &mut Context<Self>) {
+    fn handle(&mut self, join: Join, ctx: &mut Context<Self>) {
         self.members.remove(&join.session_id);
         self.admit(join);
+        self.sync_presence(ctx);
     }
 }
 
@@ -397,12 +495,49 @@ pub struct Leave {
 
 impl Handler<Leave> for CustomerHub {
     type Result = ();
-    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
-        if let Some(member) = self.members.remove(&msg.session_id)
-            && !self.members.values().any(|m| m.key == member.key)
-        {
-            self.projections.remove(&member.key);
+    fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
+        if let Some(member) = self.members.remove(&msg.session_id) {
+            if !self.members.values().any(|m| m.key == member.key) {
+                self.projections.remove(&member.key);
+            }
+            let field = self.field(msg.session_id);
+            self.presence.gone.push(field);
+            self.presence.changed = true;
+            self.sync_presence(ctx);
         }
+    }
+}
+
+/// A viewer says what they are doing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetActivity {
+    pub session_id: u64,
+    pub activity: Activity,
+}
+
+impl Handler<SetActivity> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, msg: SetActivity, ctx: &mut Context<Self>) {
+        if let Some(member) = self.members.get_mut(&msg.session_id)
+            && member.viewer.activity != msg.activity
+        {
+            member.viewer.activity = msg.activity;
+            self.presence.changed = true;
+            self.sync_presence(ctx);
+        }
+    }
+}
+
+/// Another node announced a presence change for this customer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PresenceChanged;
+
+impl Handler<PresenceChanged> for CustomerHub {
+    type Result = ();
+    fn handle(&mut self, _: PresenceChanged, ctx: &mut Context<Self>) {
+        self.sync_presence(ctx);
     }
 }
 
@@ -482,6 +617,14 @@ pub struct Retire;
 impl Handler<Retire> for CustomerHub {
     type Result = ();
     fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
-        ctx.stop();
+        let gone = std::mem::take(&mut self.presence.gone);
+        let (redis, prefix, customer_id) = (
+            self.presence.redis.clone(),
+            self.presence.prefix.clone(),
+            self.customer_id,
+        );
+        let cleanup =
+            async move { presence::sync(&redis, &prefix, customer_id, &[], &gone, true).await };
+        ctx.wait(cleanup.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
 }

@@ -7,6 +7,7 @@
 pub mod event;
 pub mod hub;
 pub mod outbox_relay;
+pub mod presence;
 pub mod projection;
 pub mod protocol;
 pub mod redis_bus;

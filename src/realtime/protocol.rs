@@ -167,3 +167,12 @@ mod tests {
         );
     }
 }
+
+pub fn presence_frame(
+    customer_id: i64,
+    viewers: &[crate::realtime::presence::Viewer],
+) -> ByteString {
+    json!({"type": "presence", "customer_id": customer_id, "viewers": viewers})
+        .to_string()
+        .into()
+}

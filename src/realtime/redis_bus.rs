@@ -11,7 +11,8 @@ use redis::{PushInfo, PushKind, Value as RedisValue};
 use tokio::sync::mpsc;
 
 use crate::realtime::event::{ChangeEvent, channel};
-use crate::realtime::registry::{Dispatch, HubRegistry, RecomputeEveryHub};
+use crate::realtime::presence;
+use crate::realtime::registry::{Dispatch, HubRegistry, PresenceAnnounced, RecomputeEveryHub};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
@@ -108,6 +109,12 @@ impl RedisBus {
             return malformed("message without channel and payload", "");
         };
         let chan = String::from_utf8_lossy(chan);
+        if let Some(customer_id) = chan
+            .strip_prefix(&format!("{}:presence:", self.prefix))
+            .and_then(|id| id.parse::<i64>().ok())
+        {
+            return self.tell_registry(PresenceAnnounced { customer_id }, ctx);
+        }
         let Some(customer_id) = chan
             .strip_prefix(&format!("{}:customer:", self.prefix))
             .and_then(|id| id.parse::<i64>().ok())
@@ -176,10 +183,16 @@ impl Handler<Subscribe> for RedisBus {
     type Result = ResponseFuture<Result<(), String>>;
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         let manager = self.manager.clone();
-        let chan = channel(&self.prefix, msg.customer_id);
+        let channels = [
+            channel(&self.prefix, msg.customer_id),
+            presence::channel(&self.prefix, msg.customer_id),
+        ];
         Box::pin(async move {
             let mut manager = manager.ok_or_else(|| "redis is not connected".to_owned())?;
-            manager.subscribe(chan).await.map_err(|e| e.to_string())
+            manager
+                .subscribe(&channels)
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }
@@ -195,10 +208,13 @@ impl Handler<Unsubscribe> for RedisBus {
     type Result = ResponseFuture<()>;
     fn handle(&mut self, msg: Unsubscribe, _: &mut Context<Self>) -> Self::Result {
         let manager = self.manager.clone();
-        let chan = channel(&self.prefix, msg.customer_id);
+        let channels = [
+            channel(&self.prefix, msg.customer_id),
+            presence::channel(&self.prefix, msg.customer_id),
+        ];
         Box::pin(async move {
             if let Some(mut manager) = manager
-                && let Err(e) = manager.unsubscribe(chan).await
+                && let Err(e) = manager.unsubscribe(&channels).await
             {
                 tracing::debug!(error = %e, "unsubscribe failed");
             }

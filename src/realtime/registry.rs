@@ -16,6 +16,7 @@ use crate::domain::masking::Masking;
 use crate::realtime::event::ChangeEvent;
 use crate::realtime::hub::{self, CustomerHub};
 use crate::realtime::redis_bus::{RedisBus, Unsubscribe};
+use crate::redis_link::RedisLink;
 
 /// How long a hub outlives its last session (a page reload should not rebuild it).
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -28,6 +29,9 @@ struct Entry {
 
 pub struct HubRegistry {
     pool: DbPool,
+    redis: Arc<RedisLink>,
+    /// This process, in presence entries.
+    node: String,
     bus: Option<Addr<RedisBus>>,
     redis_url: String,
     redis_prefix: String,
@@ -35,9 +39,16 @@ pub struct HubRegistry {
 }
 
 impl HubRegistry {
-    pub fn new(pool: DbPool, redis_url: &str, redis_prefix: &str) -> HubRegistry {
+    pub fn new(
+        pool: DbPool,
+        redis: Arc<RedisLink>,
+        redis_url: &str,
+        redis_prefix: &str,
+    ) -> HubRegistry {
         HubRegistry {
             pool,
+            redis,
+            node: uuid::Uuid::new_v4().simple().to_string(),
             bus: None,
             redis_url: redis_url.to_owned(),
             redis_prefix: redis_prefix.to_owned(),
@@ -49,7 +60,16 @@ impl HubRegistry {
         let bus = self.bus.clone()?;
         Some(self.hubs.entry(customer_id).or_insert_with(|| {
             let missed = Arc::new(AtomicBool::new(false));
-            let hub = CustomerHub::new(customer_id, self.pool.clone(), bus, missed.clone()).start();
+            let presence =
+                hub::PresenceState::new(self.redis.clone(), &self.redis_prefix, &self.node);
+            let hub = CustomerHub::new(
+                customer_id,
+                self.pool.clone(),
+                bus,
+                presence,
+                missed.clone(),
+            )
+            .start();
             Entry {
                 hub,
                 sessions: 0,
@@ -153,6 +173,46 @@ impl Handler<ResyncFor> for HubRegistry {
                     session_id: msg.session_id,
                 },
             );
+        }
+    }
+}
+
+/// A session says what its viewer is doing.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ActivityFor {
+    pub customer_id: i64,
+    pub session_id: u64,
+    pub activity: crate::realtime::protocol::Activity,
+}
+
+impl Handler<ActivityFor> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: ActivityFor, _: &mut Context<Self>) {
+        if let Some(entry) = self.hubs.get(&msg.customer_id) {
+            HubRegistry::tell(
+                entry,
+                hub::SetActivity {
+                    session_id: msg.session_id,
+                    activity: msg.activity,
+                },
+            );
+        }
+    }
+}
+
+/// Presence of a customer changed somewhere (announced on Redis).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PresenceAnnounced {
+    pub customer_id: i64,
+}
+
+impl Handler<PresenceAnnounced> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, msg: PresenceAnnounced, _: &mut Context<Self>) {
+        if let Some(entry) = self.hubs.get(&msg.customer_id) {
+            HubRegistry::tell(entry, hub::PresenceChanged);
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::realtime::hub::Join;
 use crate::realtime::protocol::{self, ClientMessage, ErrorCode, MAX_SUBSCRIPTIONS};
-use crate::realtime::registry::{HubRegistry, ResyncFor, Unwatch, Watch};
+use crate::realtime::registry::{ActivityFor, HubRegistry, ResyncFor, Unwatch, Watch};
 
 /// How often the server pings.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -115,11 +115,24 @@ impl DashboardSession {
                     );
                 }
             }
-            ClientMessage::Presence { customer_id, .. } => self.error(
-                ErrorCode::BadRequest,
-                "presence is not available on this server yet",
-                Some(customer_id),
-            ),
+            ClientMessage::Presence {
+                customer_id,
+                activity,
+            } => {
+                if self.subscriptions.contains(&customer_id) {
+                    self.tell(ActivityFor {
+                        customer_id,
+                        session_id: self.id,
+                        activity,
+                    });
+                } else {
+                    self.error(
+                        ErrorCode::BadRequest,
+                        "subscribe before sending presence",
+                        Some(customer_id),
+                    );
+                }
+            }
         }
     }
 
@@ -154,6 +167,7 @@ impl DashboardSession {
                         let join = Join {
                             session_id: act.id,
                             viewer_id: act.admin.id.clone(),
+                            viewer_name: act.admin.name.clone(),
                             role: act.admin.role,
                             since,
                             out: act.out.clone(),
