@@ -87,6 +87,10 @@ pub struct ServeConfig {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "C360_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
     pub shutdown_timeout_secs: u64,
+    /// Frames queued per WebSocket before the client counts as a slow consumer (its pending
+    /// deltas stop, and it gets one fresh snapshot when it catches up).
+    #[arg(long, env = "C360_WS_QUEUE", default_value_t = 256)]
+    pub ws_queue: usize,
     #[command(flatten)]
     pub pool: PoolConfig,
 }

@@ -27,6 +27,8 @@ use actix::Actor;
 pub struct AppState {
     pub pool: DbPool,
     pub redis: Arc<RedisLink>,
+    /// Outbound frames a WebSocket may have queued (`--ws-queue`).
+    pub ws_queue: usize,
 }
 
 pub struct Application {
@@ -58,6 +60,7 @@ impl Application {
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             redis: redis.clone(),
+            ws_queue: config.serve.ws_queue.max(1),
         });
         let keys = web::Data::new(JwtKeys::new(&config.common.jwt_secret));
         let registry = web::Data::new(

@@ -30,7 +30,7 @@ pub struct Metrics {
     pub first_order_at: Option<DateTime<Utc>>,
     pub last_order_at: Option<DateTime<Utc>>,
     pub days_since_last_order: Option<i64>,
-    /// Revenue orders per 30 days between the first order and now.
+    /// Revenue orders per 30 days between the first order and today (whole days).
     pub orders_per_month: Option<f64>,
     /// Median days between consecutive revenue orders (the customer's own rhythm).
     pub median_days_between_orders: Option<f64>,
@@ -57,7 +57,9 @@ pub fn compute(orders: &[OrderFact], now: DateTime<Utc>) -> Metrics {
     let last_order_at = revenue.last().map(|o| o.placed_at);
     let days_since_last_order = last_order_at.map(|t| (now - t).num_days().max(0));
     let orders_per_month = first_order_at.map(|first| {
-        let months = ((now - first).num_seconds() as f64 / (30.0 * 86_400.0)).max(1.0);
+        // Whole days, so the figure holds still within a day: views computed at different
+        // moments of the same day agree (live hubs only recompute on change events).
+        let months = ((now - first).num_days() as f64 / 30.0).max(1.0);
         order_count as f64 / months
     });
     let mut gaps: Vec<f64> = revenue

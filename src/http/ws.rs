@@ -59,6 +59,7 @@ pub async fn connect(
         state.pool.clone(),
         session,
         stream.max_frame_size(CODEC_FRAME_LIMIT),
+        state.ws_queue,
     );
     Ok(response)
 }

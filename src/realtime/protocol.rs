@@ -130,6 +130,15 @@ pub fn parse(text: &str) -> Result<ClientMessage, String> {
     })
 }
 
+pub fn presence_frame(
+    customer_id: i64,
+    viewers: &[crate::realtime::presence::Viewer],
+) -> ByteString {
+    json!({"type": "presence", "customer_id": customer_id, "viewers": viewers})
+        .to_string()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,13 +175,4 @@ mod tests {
                 .contains("exceeds")
         );
     }
-}
-
-pub fn presence_frame(
-    customer_id: i64,
-    viewers: &[crate::realtime::presence::Viewer],
-) -> ByteString {
-    json!({"type": "presence", "customer_id": customer_id, "viewers": viewers})
-        .to_string()
-        .into()
 }

@@ -1,6 +1,6 @@
 //! `DashboardSession`: one actor per WebSocket. It owns the actix-ws session and a bounded
 //! outbound queue drained by a writer task; hubs put frames in that queue without waiting, so a
-//! client that stops reading costs at most `OUTBOUND_QUEUE` frames of memory. Client frames are
+//! client that stops reading costs at most `--ws-queue` frames of memory. Client frames are
 //! parsed here: bad ones get an `error` frame and the session stays usable.
 
 use std::collections::HashSet;
@@ -22,9 +22,6 @@ use crate::realtime::registry::{ActivityFor, HubRegistry, ResyncFor, Unwatch, Wa
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A client silent (no frame, no pong) this long is disconnected.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Frames queued for one client before it counts as a slow consumer.
-pub const OUTBOUND_QUEUE: usize = 256;
-
 pub struct DashboardSession {
     id: u64,
     admin: AuthAdmin,
@@ -44,9 +41,10 @@ impl DashboardSession {
         pool: DbPool,
         ws: actix_ws::Session,
         stream: actix_ws::MessageStream,
+        queue_frames: usize,
     ) -> Addr<DashboardSession> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let (out, mut queue) = mpsc::channel::<ByteString>(OUTBOUND_QUEUE);
+        let (out, mut queue) = mpsc::channel::<ByteString>(queue_frames);
         let mut writer = ws.clone();
         actix_web::rt::spawn(async move {
             while let Some(frame) = queue.recv().await {

@@ -220,7 +220,7 @@ pub async fn spawn_app_with(redis_url: &str) -> TestApp {
         .try_init();
     let db = TestDb::create().await;
     let redis_prefix = format!("c360test:{}", uuid::Uuid::new_v4().simple());
-    let address = start_node(&db.url, redis_url, &redis_prefix).await;
+    let address = start_node(&db.url, redis_url, &redis_prefix, &[]).await;
     TestApp {
         address,
         db,
@@ -232,9 +232,15 @@ pub async fn spawn_app_with(redis_url: &str) -> TestApp {
     }
 }
 
-/// Starts one more server against the same database and Redis prefix (a second node).
-pub async fn start_node(database_url: &str, redis_url: &str, redis_prefix: &str) -> String {
-    let cli = Cli::try_parse_from([
+/// Starts one more server against the same database and Redis prefix (a second node), with
+/// extra `serve` flags.
+pub async fn start_node(
+    database_url: &str,
+    redis_url: &str,
+    redis_prefix: &str,
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
         "customer360",
         "--database-url",
         database_url,
@@ -253,8 +259,9 @@ pub async fn start_node(database_url: &str, redis_url: &str, redis_prefix: &str)
         "4",
         "--db-pool-wait-ms",
         "1000",
-    ])
-    .expect("test arguments parse");
+    ];
+    args.extend_from_slice(extra);
+    let cli = Cli::try_parse_from(args).expect("test arguments parse");
     let Command::Serve(serve) = cli.command else {
         unreachable!("the arguments name serve")
     };
@@ -364,6 +371,10 @@ impl TestApp {
             req = req.insert_header(("Authorization", a));
         }
         self.send(req, None).await
+    }
+    /// GET of a full URL (another node's, say), as text.
+    pub async fn client_get_text(&self, url: &str) -> String {
+        self.send(self.client.get(url), None).await.text()
     }
 
     pub async fn get(&self, path: &str, role: Role) -> TestResponse {
