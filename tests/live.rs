@@ -690,3 +690,54 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
     )
     .await;
 }
+
+#[actix_web::test]
+async fn relay_leadership_moves_when_the_leader_dies() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    start_node(&app.db.url, common::REDIS_URL, &app.redis_prefix, &[]).await;
+    let sql = app.db.sql().await;
+    let pending = || async {
+        sql.query_one(
+            "SELECT count(*) FROM change_events WHERE published_at IS NULL",
+            &[],
+        )
+        .await
+        .expect("pending")
+        .get::<_, i64>(0)
+    };
+    let drained = || async {
+        for _ in 0..100 {
+            if pending().await == 0 {
+                return true;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(drained().await, "a leader publishes");
+    let leader: Option<String> = sql
+        .query_one("SELECT leader FROM outbox_relay_state", &[])
+        .await
+        .expect("state")
+        .get(0);
+    assert!(leader.is_some());
+    // Kill the leader's session: its advisory lock goes with it.
+    let killed: i64 = sql
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+             WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert_eq!(killed, 1, "exactly one relay leads");
+    sql.execute(
+        "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents) VALUES ($1, 'AFTER-FAILOVER', 'paid', 1, 1)",
+        &[&id],
+    )
+    .await
+    .expect("order");
+    assert!(drained().await, "another relay took over and published");
+}
