@@ -117,6 +117,10 @@ async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> 
     let base = format!("http://127.0.0.1:{}", app.port());
     println!("\ncustomer360 demo is running at {base}");
     println!("  health:  {base}/readyz    API description: {base}/api/openapi.json");
+    println!(
+        "  live:    {}/ws?token=<token>  then send {{\"type\":\"subscribe\",\"customer_id\":7}}",
+        base.replace("http://", "ws://")
+    );
     println!("  tokens (12 h), one per role:");
     for role in Role::ALL {
         let name = format!("Demo {}", role.as_str());
@@ -128,7 +132,9 @@ async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> 
         )?;
         println!("    {role:<9} {token}");
     }
-    println!("  try:     curl -H \"Authorization: Bearer <token>\" {base}/api/admin/tags\n");
+    println!(
+        "  try:     curl -H \"Authorization: Bearer <token>\" {base}/api/admin/customers/7/360\n"
+    );
     app.run_until_stopped().await?;
     Ok(())
 }

@@ -131,6 +131,7 @@ async fn converge<S: AsyncRead + AsyncWrite + Unpin>(
                 // Empty only for a recompute after the bus reconnected (events may have been missed).
                 assert!(frame["causes"].is_array(), "{frame}");
             }
+            Some("error") if frame["code"] == "slow_consumer" => {}
             Some("snapshot") => {
                 *view = frame["view"].clone();
                 *version = frame["version"].as_u64().expect("version");

@@ -421,10 +421,18 @@ impl CustomerHub {
             let Some(frame) = self.snapshot_of(&key) else {
                 continue;
             };
+            let customer_id = self.customer_id;
             if let Some(member) = self.members.get_mut(&id)
-                && member.out.try_send(frame).is_ok()
+                && member.out.capacity() >= 2
             {
-                member.stale = false;
+                let notice = protocol::error_frame(
+                    ErrorCode::SlowConsumer,
+                    "you fell behind: pending deltas were dropped, a fresh snapshot follows",
+                    Some(customer_id),
+                );
+                if member.out.try_send(notice).is_ok() && member.out.try_send(frame).is_ok() {
+                    member.stale = false;
+                }
             }
         }
         self.members.retain(|_, m| !m.out.is_closed());
