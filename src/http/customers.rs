@@ -38,6 +38,20 @@ async fn ensure_customer(mut conn: &AsyncPgConnection, customer_id: i64) -> Resu
     }
 }
 
+/// Loads one slice of an existing customer: the existence check and the slice's query are
+/// pipelined on one connection; 404 when there is no such customer.
+async fn load_slice<T>(
+    state: &AppState,
+    customer_id: i64,
+    load: impl AsyncFnOnce(&AsyncPgConnection) -> diesel::QueryResult<T>,
+) -> Result<T, ApiError> {
+    let conn = state.pool.get().await?;
+    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, customer_id), async {
+        load(&conn).await.map_err(ApiError::from)
+    })?;
+    Ok(slice)
+}
+
 fn not_found(customer_id: i64) -> ApiError {
     ApiError::not_found(format!("customer {customer_id} does not exist"))
 }
@@ -171,12 +185,10 @@ pub async fn orders(
     admin.require(Permission::ViewCustomer)?;
     let (after, limit) = q.parse()?;
     let id = id.into_inner();
-    let conn = state.pool.get().await?;
-    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
-        orders::load_page(&conn, id, &after, limit)
-            .await
-            .map_err(ApiError::from)
-    })?;
+    let slice = load_slice(&state, id, async |conn: &AsyncPgConnection| {
+        orders::load_page(conn, id, &after, limit).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(slice))
 }
 
@@ -190,12 +202,10 @@ pub async fn loyalty(
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
     let id = id.into_inner();
-    let conn = state.pool.get().await?;
-    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
-        loyalty::load(&conn, id, Utc::now())
-            .await
-            .map_err(ApiError::from)
-    })?;
+    let slice = load_slice(&state, id, async |conn: &AsyncPgConnection| {
+        loyalty::load(conn, id, Utc::now()).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(slice.masked(admin.masking())))
 }
 
@@ -209,17 +219,15 @@ pub async fn marketing(
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
     let id = id.into_inner();
-    let conn = state.pool.get().await?;
-    let (_, mut slice, segments) = futures_util::try_join!(
-        ensure_customer(&conn, id),
-        async { marketing::load(&conn, id).await.map_err(ApiError::from) },
-        async {
-            view::labels::load_segments(&conn, id)
-                .await
-                .map_err(ApiError::from)
-        },
-    )?;
-    slice.segments = segments.into_iter().map(|s| s.name).collect();
+    let slice = load_slice(&state, id, async |conn: &AsyncPgConnection| {
+        let (mut slice, segments) = futures_util::try_join!(
+            marketing::load(conn, id),
+            view::labels::load_segments(conn, id)
+        )?;
+        slice.segments = segments.into_iter().map(|s| s.name).collect();
+        Ok(slice)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(slice))
 }
 
@@ -236,12 +244,10 @@ pub async fn support(
     admin.require(Permission::ViewCustomer)?;
     let (after, limit) = q.parse()?;
     let id = id.into_inner();
-    let conn = state.pool.get().await?;
-    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
-        support::load_page(&conn, id, &after, limit)
-            .await
-            .map_err(ApiError::from)
-    })?;
+    let slice = load_slice(&state, id, async |conn: &AsyncPgConnection| {
+        support::load_page(conn, id, &after, limit).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(slice))
 }
 
@@ -307,12 +313,10 @@ pub async fn timeline(
     admin.require(Permission::ViewCustomer)?;
     let query = q.parse(&admin)?;
     let id = id.into_inner();
-    let conn = state.pool.get().await?;
-    let (_, page) = futures_util::try_join!(ensure_customer(&conn, id), async {
-        timeline::load_page(&conn, id, &query)
-            .await
-            .map_err(ApiError::from)
-    })?;
+    let page = load_slice(&state, id, async |conn: &AsyncPgConnection| {
+        timeline::load_page(conn, id, &query).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -326,9 +330,9 @@ pub async fn analytics(
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
     let id = id.into_inner();
-    let conn = state.pool.get().await?;
-    let (_, slice) = futures_util::try_join!(ensure_customer(&conn, id), async {
-        analytics::load(&conn, id).await.map_err(ApiError::from)
-    })?;
+    let slice = load_slice(&state, id, async |conn: &AsyncPgConnection| {
+        analytics::load(conn, id).await
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(slice))
 }
