@@ -65,7 +65,7 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    fn parse(&self) -> Result<(Cursor, i64), ApiError> {
+    pub fn parse(&self) -> Result<(Cursor, i64), ApiError> {
         let after = self
             .cursor
             .as_deref()

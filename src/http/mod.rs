@@ -1,12 +1,15 @@
 //! The HTTP layer: one route table (`configure`), shared by `serve` and the tests, over one
 //! file per resource.
 
+pub mod actions;
 pub mod auth;
 pub mod customers;
 pub mod errors;
 pub mod health;
 pub mod input;
+pub mod labels;
 pub mod metrics;
+pub mod notes;
 pub mod openapi;
 pub mod tags;
 pub mod ws;
@@ -42,6 +45,42 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/customers/{id}/analytics",
                     web::get().to(customers::analytics),
+                )
+                .route("/customers/{id}/notes", web::get().to(notes::list))
+                .route("/customers/{id}/notes", web::post().to(notes::create))
+                .route(
+                    "/customers/{id}/notes/{note_id}/pin",
+                    web::post().to(notes::pin),
+                )
+                .route(
+                    "/customers/{id}/notes/{note_id}/unpin",
+                    web::post().to(notes::unpin),
+                )
+                .route("/customers/{id}/tags", web::post().to(labels::assign_tag))
+                .route(
+                    "/customers/{id}/tags/{tag_id}",
+                    web::delete().to(labels::remove_tag),
+                )
+                .route(
+                    "/customers/{id}/segments",
+                    web::post().to(labels::assign_segment),
+                )
+                .route(
+                    "/customers/{id}/segments/{segment_id}",
+                    web::delete().to(labels::remove_segment),
+                )
+                .route("/segments", web::get().to(labels::list_segments))
+                .route(
+                    "/customers/{id}/actions/email",
+                    web::post().to(actions::email),
+                )
+                .route(
+                    "/customers/{id}/actions/ticket",
+                    web::post().to(actions::ticket),
+                )
+                .route(
+                    "/customers/{id}/actions/loyalty-adjustment",
+                    web::post().to(actions::loyalty_adjustment),
                 )
                 .route("/tags", web::get().to(tags::list))
                 .route("/tags", web::post().to(tags::create)),

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{customers, health, metrics, tags, ws};
+use crate::http::{actions, customers, health, labels, metrics, notes, tags, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,18 @@ use crate::http::{customers, health, metrics, tags, ws};
         tags::list,
         tags::create,
         ws::connect,
+        notes::list,
+        notes::create,
+        notes::pin,
+        notes::unpin,
+        labels::assign_tag,
+        labels::remove_tag,
+        labels::list_segments,
+        labels::assign_segment,
+        labels::remove_segment,
+        actions::email,
+        actions::ticket,
+        actions::loyalty_adjustment,
     ),
     components(schemas(crate::http::errors::Problem)),
     modifiers(&BearerAuth),

@@ -15,7 +15,17 @@ use crate::view::{JsonRow, decode};
 /// Notes shown in the 360 view; older ones page through the notes route.
 pub const NOTES_IN_VIEW: i64 = 50;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    diesel::Queryable,
+    diesel::Selectable,
+)]
+#[diesel(table_name = crate::db::schema::customer_notes)]
 pub struct Note {
     pub id: i64,
     pub author_id: String,

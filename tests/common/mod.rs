@@ -397,6 +397,26 @@ impl TestApp {
         self.send(req, Some(body)).await
     }
 
+    pub async fn delete(&self, path: &str, role: Role) -> TestResponse {
+        let req = self
+            .client
+            .delete(format!("{}{path}", self.address))
+            .insert_header(("Authorization", format!("Bearer {}", self.token(role))));
+        self.send(req, None).await
+    }
+
+    /// A POST request to finish with `send_json` (for extra headers).
+    pub fn client_post(&self, path: &str, role: Role) -> awc::ClientRequest {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .insert_header(("Authorization", format!("Bearer {}", self.token(role))))
+            .insert_header(("Content-Type", "application/json"))
+    }
+
+    pub async fn send_json(&self, req: awc::ClientRequest, body: &Value) -> TestResponse {
+        self.send(req, Some(body.to_string().into_bytes())).await
+    }
+
     pub async fn post_json(&self, path: &str, role: Role, body: &Value) -> TestResponse {
         self.post_raw(
             path,
