@@ -384,13 +384,24 @@ async fn two_nodes_share_every_change() {
         let s = next_of(&mut on_b, "snapshot").await;
         (s["view"].clone(), s["version"].as_u64().unwrap_or(0))
     };
-    let sql = app.db.sql().await;
-    sql.batch_execute(&format!(
-        "INSERT INTO customer_notes (customer_id, author_id, author_name, body) VALUES ({id}, 'b', 'B', 'written on node B');
-         INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents) VALUES ({id}, 'TWO-1', 'paid', 100, 100);"
-    ))
-    .await
-    .expect("writes");
+    let note = app
+        .post_json_at(
+            &node_b,
+            &format!("/api/admin/customers/{id}/notes"),
+            Role::Admin,
+            &json!({"body": "written on node B"}),
+        )
+        .await;
+    assert_eq!(note.status, 201, "{}", note.text());
+    app.db
+        .sql()
+        .await
+        .execute(
+            "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents) VALUES ($1, 'TWO-1', 'paid', 100, 100)",
+            &[&id],
+        )
+        .await
+        .expect("order by plain SQL");
     let both =
         |v: &Value| v["notes"]["total"] == 1 && v["orders"]["items"][0]["order_number"] == "TWO-1";
     converge(
@@ -741,4 +752,81 @@ async fn relay_leadership_moves_when_the_leader_dies() {
     .await
     .expect("order");
     assert!(drained().await, "another relay took over and published");
+}
+
+#[actix_web::test]
+async fn collaboration_writes_reach_other_dashboards_masked_per_role() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let sql = app.db.sql().await;
+    sql.execute("INSERT INTO marketing_consents (customer_id, channel, opted_in) VALUES ($1, 'email', true)", &[&id]).await.expect("consent");
+    sql.execute("INSERT INTO loyalty_accounts (customer_id, balance, lifetime_points, referral_code) VALUES ($1, 100, 100, 'LIVE')", &[&id])
+        .await
+        .expect("account");
+    let segment: i64 = sql
+        .query_one("INSERT INTO customer_segments (name, kind) VALUES ('Hand picked', 'manual') RETURNING id", &[])
+        .await
+        .expect("segment")
+        .get(0);
+    let tag = app
+        .post_json(
+            "/api/admin/tags",
+            Role::Admin,
+            &json!({"name": "Watched", "color": "#111111"}),
+        )
+        .await
+        .json();
+
+    let mut watchers = Vec::new();
+    for role in [Role::Support, Role::Marketing] {
+        let mut ws = connect(&app, role).await;
+        send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
+        let s = next_of(&mut ws, "snapshot").await;
+        watchers.push((
+            role,
+            ws,
+            s["view"].clone(),
+            s["version"].as_u64().unwrap_or(0),
+        ));
+    }
+    let base = format!("/api/admin/customers/{id}");
+    let writes = [
+        (format!("{base}/notes"), json!({"body": "A writes a note"})),
+        (format!("{base}/tags"), json!({"tag_id": tag["id"]})),
+        (format!("{base}/segments"), json!({"segment_id": segment})),
+        (
+            format!("{base}/actions/email"),
+            json!({"subject": "Thanks", "body": "Thank you"}),
+        ),
+        (
+            format!("{base}/actions/ticket"),
+            json!({"subject": "Follow up"}),
+        ),
+        (
+            format!("{base}/actions/loyalty-adjustment"),
+            json!({"points": 40, "reason": "Sorry"}),
+        ),
+    ];
+    for (path, body) in &writes {
+        let r = app.post_json(path, Role::Admin, body).await;
+        assert!(r.status.is_success(), "{path}: {}", r.text());
+    }
+    let everything = |v: &Value| {
+        v["notes"]["items"][0]["body"] == "A writes a note"
+            && v["tags"][0]["name"] == "Watched"
+            && v["segments"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x["name"] == "Hand picked"))
+            && v["marketing"]["recent_emails"][0]["subject"] == "Thanks"
+            && v["support"]["tickets"][0]["subject"] == "Follow up"
+            && v["loyalty"]["account"]["balance"] == 140
+    };
+    for (role, ws, view, version) in &mut watchers {
+        converge(&app, ws, *role, id, view, version, everything).await;
+    }
+    assert_eq!(
+        watchers[1].2["profile"]["email"], "l***@example.com",
+        "marketing's dashboard stays masked"
+    );
+    assert_eq!(watchers[0].2["profile"]["email"], "live@example.com");
 }

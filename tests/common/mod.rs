@@ -417,6 +417,22 @@ impl TestApp {
         self.send(req, Some(body.to_string().into_bytes())).await
     }
 
+    /// POST JSON to another node of the same deployment.
+    pub async fn post_json_at(
+        &self,
+        base: &str,
+        path: &str,
+        role: Role,
+        body: &Value,
+    ) -> TestResponse {
+        let req = self
+            .client
+            .post(format!("{base}{path}"))
+            .insert_header(("Authorization", format!("Bearer {}", self.token(role))))
+            .insert_header(("Content-Type", "application/json"));
+        self.send(req, Some(body.to_string().into_bytes())).await
+    }
+
     pub async fn post_json(&self, path: &str, role: Role, body: &Value) -> TestResponse {
         self.post_raw(
             path,
