@@ -495,3 +495,36 @@ fn tags_stay_unique_and_balances_match_the_ledger() {
         });
     });
 }
+
+/// Whatever the body claims, the stored author is the caller.
+#[test]
+fn notes_are_always_attributed_to_the_caller() {
+    let rt = actix_web::rt::System::new();
+    let app = rt.block_on(spawn_app());
+    let id = rt.block_on(customer(&app, "attribution@example.com", true, 0));
+    let config = ProptestConfig {
+        cases: 24,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(role in proptest::sample::select(vec![Role::Admin, Role::Support, Role::Marketing]),
+                         claimed_id in "\\PC{0,20}", claimed_name in "\\PC{0,20}", body in "[a-zA-Z0-9 ]{1,40}")| {
+        rt.block_on(async {
+            let r = app
+                .post_json(&format!("/api/admin/customers/{id}/notes"), role,
+                    &json!({"body": body, "author_id": claimed_id, "author_name": claimed_name, "created_by": claimed_id}))
+                .await;
+            if body.trim().is_empty() {
+                r.problem(422, "validation_failed");
+                return;
+            }
+            let note = r.json();
+            let stored: (String, String) = app.db.sql().await
+                .query_one("SELECT author_id, author_name FROM customer_notes WHERE id = $1", &[&note["id"].as_i64().unwrap_or(0)])
+                .await
+                .map(|row| (row.get(0), row.get(1)))
+                .expect("note");
+            assert_eq!(stored, (format!("{}-1", role.as_str()), format!("{} Tester", role.as_str())));
+        });
+    });
+}
