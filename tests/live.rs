@@ -777,8 +777,9 @@ async fn collaboration_writes_reach_other_dashboards_masked_per_role() {
         .await
         .json();
 
+    // A (admin) writes while watching; B (support) and a marketing admin watch.
     let mut watchers = Vec::new();
-    for role in [Role::Support, Role::Marketing] {
+    for role in [Role::Support, Role::Marketing, Role::Admin] {
         let mut ws = connect(&app, role).await;
         send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
         let s = next_of(&mut ws, "snapshot").await;
