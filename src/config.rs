@@ -34,6 +34,8 @@ pub enum Command {
     Seed(SeedConfig),
     /// Prints a signed admin JWT for local use.
     Token(TokenConfig),
+    /// Acts as the commerce platform: writes order, loyalty and ticket changes at a rate.
+    Simulate(SimulateConfig),
     /// Automatic segments.
     Segments(SegmentsConfig),
     /// Migrates, seeds a modest data set when the database is empty, prints ready tokens and
@@ -157,6 +159,20 @@ pub struct TokenConfig {
     /// Hours until the token expires.
     #[arg(long, env = "C360_TOKEN_TTL_HOURS", default_value_t = 12)]
     pub ttl_hours: u32,
+}
+
+/// Settings of `simulate`.
+#[derive(Debug, Clone, Args)]
+pub struct SimulateConfig {
+    /// Changes per second (at most 10,000).
+    #[arg(long, env = "C360_SIMULATE_RATE", default_value_t = 10.0)]
+    pub rate: f64,
+    /// How long to run, in seconds.
+    #[arg(long, env = "C360_SIMULATE_DURATION", default_value_t = 60)]
+    pub duration: u64,
+    /// Random seed of the choices.
+    #[arg(long, env = "C360_SEED", default_value_t = 360)]
+    pub seed: u64,
 }
 
 /// `segments …`

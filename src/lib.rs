@@ -10,6 +10,7 @@ pub mod http;
 pub mod realtime;
 pub mod redis_link;
 pub mod seed;
+pub mod simulate;
 pub mod startup;
 pub mod telemetry;
 pub mod view;

@@ -4,12 +4,12 @@ use anyhow::Context;
 use clap::Parser;
 
 use customer360::config::{
-    AppConfig, Cli, Command, CommonConfig, DemoConfig, SeedConfig, SegmentsAction,
+    AppConfig, Cli, Command, CommonConfig, DemoConfig, PoolConfig, SeedConfig, SegmentsAction,
 };
 use customer360::domain::roles::Role;
 use customer360::http::auth::JwtKeys;
 use customer360::startup::Application;
-use customer360::{db, seed, telemetry};
+use customer360::{db, seed, simulate, telemetry};
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {
@@ -87,9 +87,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
         },
+        Command::Simulate(sim) => {
+            db::migrations::run(&cli.common.database_url).await?;
+            let pool = db::pool::build_pool(&cli.common.database_url, &simulation_pool())?;
+            let report = simulate::run(
+                &pool,
+                sim.rate,
+                std::time::Duration::from_secs(sim.duration),
+                sim.seed,
+            )
+            .await?;
+            println!(
+                "wrote {} changes in {} s: {} orders, {} order status changes, {} loyalty movements, {} tickets ({} failed)",
+                report.total(),
+                sim.duration,
+                report.orders,
+                report.status_changes,
+                report.loyalty,
+                report.tickets,
+                report.failed
+            );
+        }
         Command::Demo(demo) => run_demo(cli.common, demo).await?,
     }
     Ok(())
+}
+
+/// A small pool: the simulator writes one change at a time.
+fn simulation_pool() -> PoolConfig {
+    PoolConfig {
+        db_pool_size: 2,
+        db_pool_wait_ms: 2_000,
+        db_connect_timeout_ms: 3_000,
+        db_statement_timeout_ms: 5_000,
+    }
 }
 
 async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> {
@@ -109,6 +140,7 @@ async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> 
         );
     }
     let keys = JwtKeys::new(&common.jwt_secret);
+    let database_url = common.database_url.clone();
     let app = Application::build(AppConfig {
         common,
         serve: demo.serve,
@@ -135,6 +167,24 @@ async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> 
     println!(
         "  try:     curl -H \"Authorization: Bearer <token>\" {base}/api/admin/customers/7/360\n"
     );
+    // Gentle platform traffic, so a newcomer sees dashboards move.
+    let pool = db::pool::build_pool(&database_url, &simulation_pool())?;
+    actix_web::rt::spawn(async move {
+        if let Err(e) = simulate::run(
+            &pool,
+            DEMO_RATE,
+            std::time::Duration::from_secs(24 * 3600),
+            7,
+        )
+        .await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "demo simulation stopped");
+        }
+    });
+    println!("  simulating the platform at {DEMO_RATE} changes/s (orders, loyalty, tickets)\n");
     app.run_until_stopped().await?;
     Ok(())
 }
+
+/// Changes per second the demo writes in the background.
+const DEMO_RATE: f64 = 2.0;

@@ -146,3 +146,59 @@ async fn serve_stops_cleanly_on_sigterm() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+#[actix_web::test]
+async fn simulate_writes_platform_changes_at_the_rate_asked() {
+    let db = TestDb::create().await;
+    let common = customer360::config::CommonConfig {
+        database_url: db.url.clone(),
+        redis_url: common::REDIS_URL.into(),
+        jwt_secret: common::JWT_SECRET.into(),
+    };
+    let seed = customer360::config::SeedConfig {
+        customers: 30,
+        seed: 1,
+        reset: false,
+        anchor: None,
+        quiet: true,
+    };
+    customer360::seed::run(&common, &seed).await.expect("seed");
+    let out = bin()
+        .args([
+            "--database-url",
+            &db.url,
+            "simulate",
+            "--rate",
+            "40",
+            "--duration",
+            "2",
+        ])
+        .output()
+        .expect("run simulate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let written: u64 = stdout
+        .strip_prefix("wrote ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        (60..=81).contains(&written),
+        "about 80 changes in 2 s at 40/s: {stdout}"
+    );
+    let events: i64 = db
+        .sql()
+        .await
+        .query_one("SELECT count(*) FROM change_events", &[])
+        .await
+        .expect("events")
+        .get(0);
+    assert!(
+        events >= written as i64,
+        "every platform write became a change event ({events} for {written})"
+    );
+}

@@ -1,0 +1,211 @@
+//! `customer360 simulate`: acts as the commerce platform, writing order, loyalty and ticket
+//! changes straight into Postgres (plain SQL through the pool, not the admin API) at a steady
+//! rate, so the outbox, relay and live dashboards see real traffic.
+
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::db::DbPool;
+use crate::domain::loyalty::tier_for_lifetime_points;
+
+/// What a run wrote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SimulationReport {
+    pub orders: u64,
+    pub status_changes: u64,
+    pub loyalty: u64,
+    pub tickets: u64,
+    pub failed: u64,
+}
+
+impl SimulationReport {
+    pub fn total(&self) -> u64 {
+        self.orders + self.status_changes + self.loyalty + self.tickets
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Bounds {
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    lo: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    hi: Option<i64>,
+}
+
+/// The mix: (weight, change). Orders dominate, as on a real shop.
+const MIX: [(u32, Change); 4] = [
+    (55, Change::Order),
+    (20, Change::Status),
+    (15, Change::Loyalty),
+    (10, Change::Ticket),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Order,
+    Status,
+    Loyalty,
+    Ticket,
+}
+
+/// Writes `rate` changes per second for `duration` (both bounded by the caller), spread over
+/// the existing customers.
+pub async fn run(
+    pool: &DbPool,
+    rate: f64,
+    duration: Duration,
+    seed: u64,
+) -> anyhow::Result<SimulationReport> {
+    anyhow::ensure!(
+        rate > 0.0 && rate <= 10_000.0,
+        "--rate must be between 0 and 10000 changes per second"
+    );
+    let mut conn = pool.get().await?;
+    let bounds: Bounds = diesel::sql_query("SELECT min(id) AS lo, max(id) AS hi FROM customers")
+        .get_result(&mut conn)
+        .await?;
+    drop(conn);
+    let (Some(lo), Some(hi)) = (bounds.lo, bounds.hi) else {
+        anyhow::bail!("there are no customers to simulate; run `customer360 seed` first");
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut report = SimulationReport::default();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut next = tokio::time::Instant::now();
+    while started.elapsed() < duration {
+        tokio::time::sleep_until(next).await;
+        next += interval;
+        let customer = rng.random_range(lo..=hi);
+        let total: u32 = MIX.iter().map(|(w, _)| w).sum();
+        let mut ticket = rng.random_range(0..total);
+        let change = MIX
+            .iter()
+            .find(|(w, _)| {
+                if ticket < *w {
+                    true
+                } else {
+                    ticket -= w;
+                    false
+                }
+            })
+            .map_or(Change::Order, |(_, c)| *c);
+        let amount = rng.random_range(500..40_000i64);
+        let mut conn = match pool.get().await {
+            Ok(c) => c,
+            Err(_) => {
+                report.failed += 1;
+                continue;
+            }
+        };
+        match write(&mut conn, change, customer, amount).await {
+            Ok(()) => match change {
+                Change::Order => report.orders += 1,
+                Change::Status => report.status_changes += 1,
+                Change::Loyalty => report.loyalty += 1,
+                Change::Ticket => report.tickets += 1,
+            },
+            Err(e) => {
+                report.failed += 1;
+                tracing::debug!(error = %e, "simulated change failed");
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn write(
+    conn: &mut AsyncPgConnection,
+    change: Change,
+    customer: i64,
+    amount: i64,
+) -> diesel::QueryResult<()> {
+    conn.transaction(async |conn: &mut AsyncPgConnection| {
+        match change {
+            Change::Order => {
+                diesel::sql_query(
+                    "WITH o AS (
+                         INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents, channel)
+                         SELECT id, 'SIM-' || nextval('orders_id_seq'), 'paid', $2, $2, 'web' FROM customers WHERE id = $1
+                         RETURNING id, customer_id, total_cents)
+                     INSERT INTO order_items (order_id, customer_id, category_id, product_name, quantity, unit_price_cents)
+                     SELECT o.id, o.customer_id, (SELECT min(id) FROM product_categories), 'Simulated item', 1, o.total_cents
+                     FROM o WHERE EXISTS (SELECT 1 FROM product_categories)",
+                )
+                .bind::<BigInt, _>(customer)
+                .bind::<BigInt, _>(amount)
+                .execute(conn)
+                .await?;
+                earn(conn, customer, (amount / 100) as i32, "Simulated order").await
+            }
+            Change::Status => diesel::sql_query(
+                "UPDATE orders SET status = CASE status WHEN 'pending' THEN 'paid'::order_status
+                     WHEN 'paid' THEN 'shipped'::order_status ELSE 'delivered'::order_status END, updated_at = now()
+                 WHERE id = (SELECT id FROM orders WHERE customer_id = $1 AND status IN ('pending', 'paid', 'shipped')
+                             ORDER BY placed_at DESC LIMIT 1)",
+            )
+            .bind::<BigInt, _>(customer)
+            .execute(conn)
+            .await
+            .map(drop),
+            Change::Loyalty => earn(conn, customer, (amount / 200) as i32, "Simulated bonus").await,
+            Change::Ticket => diesel::sql_query(
+                "INSERT INTO support_tickets (customer_id, subject, priority)
+                 SELECT id, $2, 'normal' FROM customers WHERE id = $1",
+            )
+            .bind::<BigInt, _>(customer)
+            .bind::<Text, _>("Where is my parcel? (simulated)")
+            .execute(conn)
+            .await
+            .map(drop),
+        }
+    })
+    .await
+}
+
+/// A ledger row and the account it moves, when the customer is in the programme; the tier
+/// follows the domain rule.
+async fn earn(
+    conn: &mut AsyncPgConnection,
+    customer: i64,
+    points: i32,
+    reason: &str,
+) -> diesel::QueryResult<()> {
+    use crate::db::schema::{loyalty_accounts as la, loyalty_transactions as lt};
+    use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+    let points = points.max(1);
+    let lifetime: Option<i64> = la::table
+        .find(customer)
+        .select(la::lifetime_points)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(lifetime) = lifetime else {
+        return Ok(());
+    };
+    let lifetime = lifetime + i64::from(points);
+    diesel::update(la::table.find(customer))
+        .set((
+            la::balance.eq(la::balance + i64::from(points)),
+            la::lifetime_points.eq(lifetime),
+            la::tier.eq(tier_for_lifetime_points(lifetime)),
+            la::updated_at.eq(chrono::Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::insert_into(lt::table)
+        .values((
+            lt::customer_id.eq(customer),
+            lt::points.eq(points),
+            lt::reason.eq(reason),
+            lt::expires_at.eq(Some(chrono::Utc::now() + chrono::Duration::days(365))),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
