@@ -6,6 +6,7 @@ pub mod migrations;
 pub mod pool;
 pub mod prepared;
 pub mod schema;
+pub mod search;
 pub mod tags;
 pub mod url;
 

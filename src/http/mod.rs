@@ -11,6 +11,7 @@ pub mod labels;
 pub mod metrics;
 pub mod notes;
 pub mod openapi;
+pub mod search;
 pub mod tags;
 pub mod ws;
 
@@ -30,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ws", web::get().to(ws::connect))
         .service(
             web::scope("/api/admin")
+                .route("/customers/search", web::get().to(search::search))
                 .route("/customers/{id}/360", web::get().to(customers::view_360))
                 .route("/customers/{id}/orders", web::get().to(customers::orders))
                 .route("/customers/{id}/loyalty", web::get().to(customers::loyalty))

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{actions, customers, health, labels, metrics, notes, tags, ws};
+use crate::http::{actions, customers, health, labels, metrics, notes, search, tags, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,6 +36,7 @@ use crate::http::{actions, customers, health, labels, metrics, notes, tags, ws};
         actions::email,
         actions::ticket,
         actions::loyalty_adjustment,
+        search::search,
     ),
     components(schemas(crate::http::errors::Problem)),
     modifiers(&BearerAuth),

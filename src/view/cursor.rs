@@ -30,26 +30,17 @@ impl Cursor {
     }
 
     pub fn encode(&self) -> String {
-        let raw = format!("{}|{}|{}", self.at.timestamp_micros(), self.kind, self.id);
-        raw.bytes().map(|b| format!("{b:02x}")).collect()
+        hex_encode(&format!(
+            "{}|{}|{}",
+            self.at.timestamp_micros(),
+            self.kind,
+            self.id
+        ))
     }
 
     pub fn decode(token: &str) -> Result<Cursor, ApiError> {
         let bad = || ApiError::validation("cursor", "cursor is not one this server issued");
-        if !token.len().is_multiple_of(2) || token.len() > 256 {
-            return Err(bad());
-        }
-        let bytes: Vec<u8> = token
-            .as_bytes()
-            .chunks(2)
-            .map(|pair| {
-                std::str::from_utf8(pair)
-                    .ok()
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(bad)?;
-        let raw = String::from_utf8(bytes).map_err(|_| bad())?;
+        let raw = hex_decode(token).ok_or_else(bad)?;
         let mut parts = raw.splitn(3, '|');
         let (Some(at), Some(kind), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad());
@@ -66,6 +57,28 @@ impl Cursor {
             id,
         })
     }
+}
+
+/// Hex of a string: cursors are tokens to hand back, not something to edit.
+pub fn hex_encode(raw: &str) -> String {
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The string a `hex_encode` made; None for anything else.
+pub fn hex_decode(token: &str) -> Option<String> {
+    if !token.len().is_multiple_of(2) || token.len() > 512 {
+        return None;
+    }
+    let bytes: Vec<u8> = token
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        })
+        .collect::<Option<_>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 /// The page size asked for, checked against the limits.

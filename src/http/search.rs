@@ -1,0 +1,222 @@
+//! `GET /api/admin/customers/search`: free text and filters over every customer, masked per
+//! role. Bad parameters (min above max, unknown tier, malformed dates or numbers) are a 422
+//! naming the parameter.
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::db::enums::LoyaltyTier;
+use crate::db::search::{self, After, Filter, Label, Sort};
+use crate::domain::roles::Permission;
+use crate::http::auth::AuthAdmin;
+use crate::http::customers::parse_instant;
+use crate::http::errors::{ApiError, Problem};
+use crate::startup::AppState;
+use crate::view::cursor::{self, hex_decode, hex_encode};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchParams {
+    /// Name (partial), email (partial), phone (digits, any formatting) or order number (exact).
+    pub q: Option<String>,
+    /// Segment id or name.
+    pub segment: Option<String>,
+    /// bronze, silver, gold or platinum.
+    pub tier: Option<String>,
+    /// Tag id or name.
+    pub tag: Option<String>,
+    pub signup_from: Option<String>,
+    pub signup_to: Option<String>,
+    pub last_order_from: Option<String>,
+    pub last_order_to: Option<String>,
+    /// Lifetime value bounds, in cents.
+    pub clv_min: Option<String>,
+    pub clv_max: Option<String>,
+    pub orders_min: Option<String>,
+    pub orders_max: Option<String>,
+    /// relevance (default with q), lifetime_value, last_order, name (default without q).
+    pub sort: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchHit {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub phone: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub lifetime_value_cents: i64,
+    pub order_count: i64,
+    pub last_order_at: Option<DateTime<Utc>>,
+    pub tier: Option<String>,
+    /// 0–1; how well `q` matched.
+    pub score: f64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SearchPage {
+    pub total: i64,
+    pub items: Vec<SearchHit>,
+    pub next_cursor: Option<String>,
+}
+
+fn int(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|s| {
+            s.trim().parse::<i64>().map_err(|_| {
+                ApiError::validation(field, format!("{field} must be an integer, got '{s}'"))
+            })
+        })
+        .transpose()
+}
+
+fn instant(field: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    v.as_deref()
+        .map(|s| parse_instant(field, s.trim()))
+        .transpose()
+}
+
+fn label(v: &Option<String>) -> Option<Label> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<i64>() {
+            Ok(id) => Label::Id(id),
+            Err(_) => Label::Name(s.to_owned()),
+        })
+}
+
+fn ordered<T: PartialOrd + std::fmt::Display>(
+    min_field: &str,
+    min: Option<T>,
+    max: Option<T>,
+) -> Result<(), ApiError> {
+    match (min, max) {
+        (Some(lo), Some(hi)) if lo > hi => Err(ApiError::validation(
+            min_field,
+            format!("{min_field} ({lo}) is above its maximum ({hi})"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl SearchParams {
+    pub fn parse(&self) -> Result<(Filter, Sort, Option<After>, i64), ApiError> {
+        let tier = self
+            .tier
+            .as_deref()
+            .map(|t| {
+                t.trim()
+                    .parse::<LoyaltyTier>()
+                    .map_err(|e| ApiError::validation("tier", e))
+            })
+            .transpose()?;
+        let filter = Filter {
+            q: self.q.clone().filter(|q| !q.trim().is_empty()),
+            segment: label(&self.segment),
+            tier,
+            tag: label(&self.tag),
+            signup_from: instant("signup_from", &self.signup_from)?,
+            signup_to: instant("signup_to", &self.signup_to)?,
+            last_order_from: instant("last_order_from", &self.last_order_from)?,
+            last_order_to: instant("last_order_to", &self.last_order_to)?,
+            clv_min: int("clv_min", &self.clv_min)?,
+            clv_max: int("clv_max", &self.clv_max)?,
+            orders_min: int("orders_min", &self.orders_min)?,
+            orders_max: int("orders_max", &self.orders_max)?,
+        };
+        ordered("signup_from", filter.signup_from, filter.signup_to)?;
+        ordered(
+            "last_order_from",
+            filter.last_order_from,
+            filter.last_order_to,
+        )?;
+        ordered("clv_min", filter.clv_min, filter.clv_max)?;
+        ordered("orders_min", filter.orders_min, filter.orders_max)?;
+        let sort = match self.sort.as_deref().map(str::trim) {
+            None | Some("") => {
+                if filter.q.is_some() {
+                    Sort::Relevance
+                } else {
+                    Sort::Name
+                }
+            }
+            Some("relevance") => Sort::Relevance,
+            Some("lifetime_value") => Sort::LifetimeValue,
+            Some("last_order") => Sort::LastOrder,
+            Some("name") => Sort::Name,
+            Some(other) => {
+                return Err(ApiError::validation(
+                    "sort",
+                    format!(
+                        "unknown sort '{other}' (expected relevance, lifetime_value, last_order or name)"
+                    ),
+                ));
+            }
+        };
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|c| {
+                hex_decode(c)
+                    .and_then(|raw| {
+                        raw.rsplit_once('|').and_then(|(key, id)| {
+                            Some(After {
+                                key: key.to_owned(),
+                                id: id.parse().ok()?,
+                            })
+                        })
+                    })
+                    .ok_or_else(|| {
+                        ApiError::validation("cursor", "cursor is not one this server issued")
+                    })
+            })
+            .transpose()?;
+        let limit = cursor::limit(int("limit", &self.limit)?)?;
+        Ok((filter, sort, after, limit))
+    }
+}
+
+#[utoipa::path(get, path = "/api/admin/customers/search", tag = "customers", security(("bearer" = [])),
+    params(SearchParams),
+    responses((status = 200, body = SearchPage), (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn search(
+    admin: AuthAdmin,
+    state: web::Data<AppState>,
+    q: web::Query<SearchParams>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Permission::ViewCustomer)?;
+    let (filter, sort, after, limit) = q.parse()?;
+    let mut conn = state.pool.get().await?;
+    let (mut rows, total) = search::search(&mut conn, &filter, sort, after.as_ref(), limit).await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last()
+            .map(|r| hex_encode(&format!("{}|{}", r.sort_key, r.id)))
+    } else {
+        None
+    };
+    let masking = admin.masking();
+    let items = rows
+        .into_iter()
+        .map(|r| SearchHit {
+            id: r.id,
+            name: r.name,
+            email: masking.email(&r.email),
+            phone: r.phone.map(|p| masking.phone(&p)),
+            created_at: r.created_at,
+            lifetime_value_cents: r.lifetime_value_cents,
+            order_count: r.order_count,
+            last_order_at: r.last_order_at,
+            tier: r.tier,
+            score: r.score,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SearchPage {
+        total,
+        items,
+        next_cursor,
+    }))
+}
