@@ -1,0 +1,174 @@
+//! Search against the real database: every result matches the query and every filter, and
+//! every matching customer is found across pages, for generated data and queries.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{TestApp, spawn_app};
+use customer360::domain::roles::Role;
+use proptest::prelude::*;
+use serde_json::Value;
+
+const NAMES: [&str; 6] = [
+    "Ann Lee",
+    "Anna Berg",
+    "Bob Stone",
+    "Zoë Pérez",
+    "Joanne Li",
+    "Leeann Ross",
+];
+
+#[derive(Debug, Clone)]
+struct Person {
+    name: &'static str,
+    phone: Option<String>,
+    ltv: i64,
+    orders: i64,
+}
+
+fn person() -> impl Strategy<Value = Person> {
+    (
+        0..NAMES.len(),
+        proptest::option::of(1000u32..9999),
+        0i64..5,
+        0i64..5,
+    )
+        .prop_map(|(n, phone, orders, size)| Person {
+            name: NAMES[n],
+            phone: phone.map(|p| format!("+1 (555) 01{}-{p}", p % 10)),
+            ltv: orders * size * 1000,
+            orders,
+        })
+}
+
+async fn all_pages(app: &TestApp, query: &str, limit: i64) -> (Vec<Value>, i64) {
+    let mut items = Vec::new();
+    let mut path = format!("/api/admin/customers/search?{query}&limit={limit}");
+    let mut total = -1;
+    for _ in 0..200 {
+        let page = app.get(&path, Role::Admin).await.json();
+        total = page["total"].as_i64().unwrap_or(-1);
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                path = format!("/api/admin/customers/search?{query}&limit={limit}&cursor={c}")
+            }
+            None => break,
+        }
+    }
+    (items, total)
+}
+
+#[test]
+fn results_match_and_nothing_is_missed() {
+    let rt = actix_web::rt::System::new();
+    let app = rt.block_on(spawn_app());
+    let sql = rt.block_on(app.db.sql());
+    let round = std::cell::Cell::new(0);
+    let config = ProptestConfig {
+        cases: 10,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(people in proptest::collection::vec(person(), 1..15),
+                         needle in proptest::sample::select(vec!["ann", "LEE", "pérez", "bob", "xyz", ""]),
+                         clv_min in proptest::option::of(0i64..12_000), orders_max in proptest::option::of(0i64..5),
+                         sort in proptest::sample::select(vec!["relevance", "lifetime_value", "last_order", "name"]),
+                         limit in 1i64..6)| {
+        round.set(round.get() + 1);
+        let tag = format!("r{}", round.get());
+        rt.block_on(async {
+            let mut ids = Vec::new();
+            for (i, p) in people.iter().enumerate() {
+                let id: i64 = sql
+                    .query_one("INSERT INTO customers (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
+                        &[&p.name, &format!("{tag}-{i}@example.com"), &p.phone])
+                    .await.expect("customer").get(0);
+                for o in 0..p.orders {
+                    sql.execute(
+                        "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents) VALUES ($1, $2, 'paid', $3, $3)",
+                        &[&id, &format!("{tag}-{i}-{o}"), &(p.ltv / p.orders.max(1))]).await.expect("order");
+                }
+                ids.push(id);
+            }
+            // Only this round's customers: a tag shared by them.
+            let tag_id: i64 = sql.query_one("INSERT INTO customer_tags (name, color, created_by) VALUES ($1, '#000000', 't') RETURNING id", &[&tag])
+                .await.expect("tag").get(0);
+            for id in &ids {
+                sql.execute("INSERT INTO customer_tag_assignments (customer_id, tag_id, assigned_by, assigned_by_name) VALUES ($1, $2, 't', 'T')", &[id, &tag_id])
+                    .await.expect("tagged");
+            }
+            let encoded: String = needle.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+            let mut query = format!("tag={tag_id}&sort={sort}&q={encoded}");
+            if let Some(v) = clv_min { query.push_str(&format!("&clv_min={v}")); }
+            if let Some(v) = orders_max { query.push_str(&format!("&orders_max={v}")); }
+            let (items, total) = all_pages(&app, &query, limit).await;
+
+            let expected: BTreeSet<i64> = people.iter().zip(&ids).filter(|(p, _)| {
+                let ltv = (p.ltv / p.orders.max(1)) * p.orders;
+                (needle.is_empty() || p.name.to_lowercase().contains(&needle.to_lowercase()))
+                    && clv_min.is_none_or(|m| ltv >= m)
+                    && orders_max.is_none_or(|m| p.orders <= m)
+            }).map(|(_, id)| *id).collect();
+            let got: Vec<i64> = items.iter().filter_map(|i| i["id"].as_i64()).collect();
+            let unique: BTreeSet<i64> = got.iter().copied().collect();
+            assert_eq!(unique.len(), got.len(), "no customer twice across pages");
+            assert_eq!(unique, expected, "query {query}");
+            assert_eq!(total, expected.len() as i64);
+        });
+    });
+}
+
+#[actix_web::test]
+async fn phone_digits_order_numbers_and_bad_parameters() {
+    let app = spawn_app().await;
+    let sql = app.db.sql().await;
+    let id: i64 = sql
+        .query_one("INSERT INTO customers (name, email, phone) VALUES ('Dial Tone', 'dial@example.com', '+1 (555) 010-2030') RETURNING id", &[])
+        .await
+        .expect("customer")
+        .get(0);
+    sql.execute("INSERT INTO orders (customer_id, order_number, subtotal_cents, total_cents) VALUES ($1, 'WEB-778899', 1, 1)", &[&id])
+        .await
+        .expect("order");
+    for q in ["5550102030", "555.010.2030", "010-2030", "WEB-778899"] {
+        let page = app
+            .get(&format!("/api/admin/customers/search?q={q}"), Role::Analyst)
+            .await
+            .json();
+        assert_eq!(page["items"][0]["id"], id, "q={q}");
+        assert_eq!(
+            page["items"][0]["email"], "d***@example.com",
+            "masked for analysts"
+        );
+    }
+    let none = app
+        .get("/api/admin/customers/search?q=WEB-7788", Role::Admin)
+        .await
+        .json();
+    assert_eq!(none["total"], 0, "order numbers match exactly");
+    for (query, field) in [
+        ("clv_min=10&clv_max=5", "clv_min"),
+        ("orders_min=3&orders_max=1", "orders_min"),
+        ("tier=diamond", "tier"),
+        ("signup_from=yesterday", "signup_from"),
+        (
+            "last_order_from=2026-02-01&last_order_to=2026-01-01",
+            "last_order_from",
+        ),
+        ("clv_max=lots", "clv_max"),
+        ("sort=random", "sort"),
+        ("limit=500", "limit"),
+        ("cursor=nothex", "cursor"),
+    ] {
+        let r = app
+            .get(&format!("/api/admin/customers/search?{query}"), Role::Admin)
+            .await;
+        assert_eq!(
+            r.problem(422, "validation_failed")["field"],
+            field,
+            "{query}"
+        );
+    }
+}
