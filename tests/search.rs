@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use common::{TestApp, spawn_app};
 use customer360::domain::roles::Role;
 use proptest::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const NAMES: [&str; 6] = [
     "Ann Lee",
@@ -171,4 +171,106 @@ async fn phone_digits_order_numbers_and_bad_parameters() {
             "{query}"
         );
     }
+}
+
+#[actix_web::test]
+async fn compare_two_or_three_customers() {
+    let app = spawn_app().await;
+    let sql = app.db.sql().await;
+    let mut ids = Vec::new();
+    for (i, spent) in [3000i64, 1000, 1000].iter().enumerate() {
+        let id: i64 = sql
+            .query_one(
+                "INSERT INTO customers (name, email) VALUES ($1, $2) RETURNING id",
+                &[&format!("C{i}"), &format!("c{i}@example.com")],
+            )
+            .await
+            .expect("customer")
+            .get(0);
+        sql.execute("INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents) VALUES ($1, $2, 'paid', $3, $3)", &[&id, &format!("CMP-{i}"), spent])
+            .await
+            .expect("order");
+        ids.push(id);
+    }
+    sql.batch_execute(&format!(
+        "INSERT INTO customer_tags (name, color, created_by) VALUES ('Both', '#000000', 't'), ('Mine', '#ffffff', 't');
+         INSERT INTO customer_tag_assignments (customer_id, tag_id, assigned_by, assigned_by_name)
+           SELECT c, t.id, 't', 'T' FROM unnest(ARRAY[{a}, {b}]) c, customer_tags t WHERE t.name = 'Both';
+         INSERT INTO customer_tag_assignments (customer_id, tag_id, assigned_by, assigned_by_name)
+           SELECT {a}, id, 't', 'T' FROM customer_tags WHERE name = 'Mine';",
+        a = ids[0],
+        b = ids[1]
+    ))
+    .await
+    .expect("tags");
+    let c = app
+        .get(
+            &format!("/api/admin/customers/compare?ids={},{}", ids[0], ids[1]),
+            Role::Marketing,
+        )
+        .await
+        .json();
+    assert_eq!(c["customers"].as_array().map(Vec::len), Some(2));
+    assert_eq!(c["customers"][0]["email"], "c***@example.com");
+    let ltv = c["differences"]
+        .as_array()
+        .and_then(|d| d.iter().find(|m| m["measure"] == "lifetime_value_cents"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ltv["highest"], ids[0]);
+    assert_eq!(
+        ltv["gaps"][0]["behind_highest"],
+        json!({"difference": 2000.0, "percent": 200.0})
+    );
+    assert_eq!(c["tags"]["shared"], json!(["Both"]));
+    assert_eq!(
+        c["tags"]["own"][0],
+        json!({"customer_id": ids[0], "only": ["Mine"]})
+    );
+    let three = app
+        .get(
+            &format!(
+                "/api/admin/customers/compare?ids={},{},{}",
+                ids[0], ids[1], ids[2]
+            ),
+            Role::Admin,
+        )
+        .await
+        .json();
+    let orders = three["differences"]
+        .as_array()
+        .and_then(|d| d.iter().find(|m| m["measure"] == "order_count"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        orders["highest"],
+        Value::Null,
+        "equal values have no highest"
+    );
+
+    for ids_param in [
+        format!("{}", ids[0]),
+        format!("{},{},{},1", ids[0], ids[1], ids[2]),
+        format!("{},{}", ids[0], ids[0]),
+        "a,b".to_owned(),
+        String::new(),
+    ] {
+        let r = app
+            .get(
+                &format!("/api/admin/customers/compare?ids={ids_param}"),
+                Role::Admin,
+            )
+            .await;
+        assert_eq!(
+            r.problem(422, "validation_failed")["field"],
+            "ids",
+            "{ids_param}"
+        );
+    }
+    app.get(
+        &format!("/api/admin/customers/compare?ids={},999999", ids[0]),
+        Role::Admin,
+    )
+    .await
+    .problem(404, "not_found");
 }

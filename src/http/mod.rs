@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod compare;
 pub mod customers;
 pub mod errors;
 pub mod health;
@@ -32,6 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/admin")
                 .route("/customers/search", web::get().to(search::search))
+                .route("/customers/compare", web::get().to(compare::compare))
                 .route("/customers/{id}/360", web::get().to(customers::view_360))
                 .route("/customers/{id}/orders", web::get().to(customers::orders))
                 .route("/customers/{id}/loyalty", web::get().to(customers::loyalty))

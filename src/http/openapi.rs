@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{actions, customers, health, labels, metrics, notes, search, tags, ws};
+use crate::http::{actions, compare, customers, health, labels, metrics, notes, search, tags, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -37,6 +37,7 @@ use crate::http::{actions, customers, health, labels, metrics, notes, search, ta
         actions::ticket,
         actions::loyalty_adjustment,
         search::search,
+        compare::compare,
     ),
     components(schemas(crate::http::errors::Problem)),
     modifiers(&BearerAuth),
