@@ -6,6 +6,7 @@ pub mod auth;
 pub mod compare;
 pub mod customers;
 pub mod errors;
+pub mod export;
 pub mod health;
 pub mod input;
 pub mod labels;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/admin")
                 .route("/customers/search", web::get().to(search::search))
                 .route("/customers/compare", web::get().to(compare::compare))
+                .route("/customers/{id}/export", web::get().to(export::export))
                 .route("/customers/{id}/360", web::get().to(customers::view_360))
                 .route("/customers/{id}/orders", web::get().to(customers::orders))
                 .route("/customers/{id}/loyalty", web::get().to(customers::loyalty))

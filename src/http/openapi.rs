@@ -4,7 +4,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{actions, compare, customers, health, labels, metrics, notes, search, tags, ws};
+use crate::http::{
+    actions, compare, customers, export, health, labels, metrics, notes, search, tags, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +40,7 @@ use crate::http::{actions, compare, customers, health, labels, metrics, notes, s
         actions::loyalty_adjustment,
         search::search,
         compare::compare,
+        export::export,
     ),
     components(schemas(crate::http::errors::Problem)),
     modifiers(&BearerAuth),

@@ -1,0 +1,176 @@
+//! The CSV export: a first line saying who exported when, then one row per record with a
+//! `section` column (profile, metric, health_factor, churn_reason, order, loyalty_transaction,
+//! ticket, note, tag, segment), quoted per RFC 4180 by the `csv` crate.
+
+use super::ExportData;
+
+pub const COLUMNS: [&str; 8] = [
+    "section", "id", "at", "name", "status", "amount", "currency", "detail",
+];
+
+pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
+    let mut out = format!(
+        "# customer360 export of customer {} at {} by {} ({})\r\n",
+        d.customer_id,
+        d.exporter.at.to_rfc3339(),
+        d.exporter.name,
+        d.exporter.role
+    )
+    .into_bytes();
+    let mut w = ::csv::WriterBuilder::new()
+        .terminator(::csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(COLUMNS)?;
+    let p = &d.view.profile;
+    let address = [
+        &p.address.line,
+        &p.address.city,
+        &p.address.postal_code,
+        &p.address.country,
+    ]
+    .iter()
+    .filter_map(|v| v.as_deref())
+    .collect::<Vec<_>>()
+    .join(", ");
+    let detail = format!(
+        "email={}; phone={}; address={}; birthday={}",
+        p.email,
+        p.phone.as_deref().unwrap_or(""),
+        address,
+        p.birthday.as_deref().unwrap_or("")
+    );
+    w.write_record([
+        "profile",
+        &p.id.to_string(),
+        &p.created_at.to_rfc3339(),
+        &p.name,
+        "",
+        "",
+        "",
+        &detail,
+    ])?;
+    let metrics = serde_json::to_value(&d.view.metrics)?;
+    if let Some(m) = metrics.as_object() {
+        for (k, v) in m {
+            let value = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            w.write_record(["metric", "", "", k, "", &value, "", ""])?;
+        }
+    }
+    w.write_record([
+        "health",
+        "",
+        "",
+        "score",
+        "",
+        &d.view.health.score.to_string(),
+        "",
+        "",
+    ])?;
+    for f in &d.view.health.factors {
+        w.write_record([
+            "health_factor",
+            "",
+            "",
+            &f.factor,
+            "",
+            &f.contribution.to_string(),
+            "",
+            &f.explanation,
+        ])?;
+    }
+    w.write_record([
+        "churn",
+        "",
+        "",
+        "level",
+        d.view.churn.level.as_str(),
+        &d.view.churn.points.to_string(),
+        "",
+        "",
+    ])?;
+    for r in &d.view.churn.reasons {
+        w.write_record(["churn_reason", "", "", "", "", "", "", r])?;
+    }
+    for o in &d.orders {
+        w.write_record([
+            "order",
+            &o.id.to_string(),
+            &o.placed_at.to_rfc3339(),
+            &o.order_number,
+            o.status.as_str(),
+            &o.total_cents.to_string(),
+            &o.currency,
+            &o.channel,
+        ])?;
+    }
+    for l in &d.ledger {
+        w.write_record([
+            "loyalty_transaction",
+            &l.id.to_string(),
+            &l.created_at.to_rfc3339(),
+            &l.reason,
+            "",
+            &l.points.to_string(),
+            "points",
+            l.admin_name.as_deref().unwrap_or(""),
+        ])?;
+    }
+    for t in &d.tickets {
+        let satisfaction = t
+            .satisfaction
+            .map(|s| format!("satisfaction={s}"))
+            .unwrap_or_default();
+        w.write_record([
+            "ticket",
+            &t.id.to_string(),
+            &t.created_at.to_rfc3339(),
+            &t.subject,
+            t.status.as_str(),
+            "",
+            "",
+            &format!("priority={}; {satisfaction}", t.priority),
+        ])?;
+    }
+    for n in &d.notes {
+        w.write_record([
+            "note",
+            &n.id.to_string(),
+            &n.created_at.to_rfc3339(),
+            &n.author_name,
+            n.visibility.as_str(),
+            "",
+            "",
+            &n.body,
+        ])?;
+    }
+    for t in &d.view.tags {
+        w.write_record([
+            "tag",
+            &t.tag_id.to_string(),
+            &t.assigned_at.to_rfc3339(),
+            &t.name,
+            "",
+            "",
+            "",
+            &t.assigned_by_name,
+        ])?;
+    }
+    for s in &d.view.segments {
+        w.write_record([
+            "segment",
+            &s.segment_id.to_string(),
+            &s.assigned_at.to_rfc3339(),
+            &s.name,
+            s.source.as_str(),
+            "",
+            "",
+            s.kind.as_str(),
+        ])?;
+    }
+    out.extend(w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?);
+    Ok(out)
+}
