@@ -82,9 +82,9 @@ pub async fn gather(
     exporter: Exporter,
 ) -> QueryResult<ExportData> {
     let masking = crate::domain::masking::Masking::for_role(exporter.role);
-    let mut view = view::load(conn, customer_id, masking, exporter.at).await?;
-    view.notes = view.notes.visible_to(&exporter.id, exporter.role);
-    view.timeline = view.timeline.visible_to(&exporter.id, exporter.role);
+    let view = view::load(conn, customer_id, masking, exporter.at)
+        .await?
+        .for_viewer(&exporter.id, exporter.role);
     let orders = orders::table
         .filter(orders::customer_id.eq(customer_id))
         .order((orders::placed_at.desc(), orders::id.desc()))

@@ -133,9 +133,8 @@ pub async fn view_360(
         .flatten();
     if let Some(live) = live {
         metrics::counter!("view_360_served_total", "source" => "hub").increment(1);
-        let mut view: CustomerView = serde_json::from_value(live).map_err(ApiError::internal)?;
-        view.notes = view.notes.visible_to(&admin.id, admin.role);
-        view.timeline = view.timeline.visible_to(&admin.id, admin.role);
+        let view: CustomerView = serde_json::from_value(live).map_err(ApiError::internal)?;
+        let view = view.for_viewer(&admin.id, admin.role);
         return Ok(HttpResponse::Ok().json(view));
     }
     // The cache is an accelerator: when Redis is down the view comes from Postgres.
@@ -146,7 +145,7 @@ pub async fn view_360(
     let cached = lookup.as_ref().and_then(|l| l.json.as_deref());
     let result = if cached.is_some() { "hit" } else { "miss" };
     metrics::counter!("view_cache_lookups_total", "result" => result).increment(1);
-    let mut view: CustomerView = match cached {
+    let view: CustomerView = match cached {
         Some(json) => serde_json::from_str(json).map_err(ApiError::internal)?,
         None => {
             let mut conn = state.pool.get().await?;
@@ -167,9 +166,7 @@ pub async fn view_360(
             view
         }
     };
-    view.notes = view.notes.visible_to(&admin.id, admin.role);
-    view.timeline = view.timeline.visible_to(&admin.id, admin.role);
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(view.for_viewer(&admin.id, admin.role)))
 }
 
 #[utoipa::path(get, path = "/api/admin/customers/{id}/orders", tag = "customers", security(("bearer" = [])),

@@ -110,6 +110,16 @@ pub struct CustomerView {
     pub segments: Vec<labels::AssignedSegment>,
 }
 
+impl CustomerView {
+    /// The view as one viewer may read it: others' private notes (and their timeline events)
+    /// go unless the role may read them.
+    pub fn for_viewer(mut self, viewer_id: &str, role: crate::domain::roles::Role) -> CustomerView {
+        self.notes = self.notes.visible_to(viewer_id, role);
+        self.timeline = self.timeline.visible_to(viewer_id, role);
+        self
+    }
+}
+
 /// Loads the whole view of a customer for one masking class, all slices from one snapshot (a
 /// read-only repeatable-read transaction) so they agree with each other. Private notes of every
 /// author are included; `NotesSlice::visible_to` narrows them per viewer before anything leaves
