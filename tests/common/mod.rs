@@ -443,3 +443,26 @@ impl TestApp {
         .await
     }
 }
+
+impl Drop for TestApp {
+    /// The app's Redis keys go with it (cache generations would otherwise linger for a day).
+    fn drop(&mut self) {
+        let pattern = format!("{}:*", self.redis_prefix);
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(REDIS_URL) else {
+                return;
+            };
+            let Ok(mut conn) = client.get_connection() else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        })
+        .join();
+    }
+}
