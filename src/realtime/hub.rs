@@ -29,6 +29,8 @@ use crate::view::{self, Slice};
 
 /// Deltas kept per projection for clients reconnecting with `since`.
 pub const HISTORY: usize = 256;
+/// …and at most this many bytes of them, so a run of large deltas cannot hold much memory.
+pub const HISTORY_BYTES: usize = 4 * 1024 * 1024;
 /// How often stale sessions are offered a fresh snapshot, and the subscription retried.
 const TICK: Duration = Duration::from_millis(250);
 /// Wait before retrying a failed recompute.
@@ -250,8 +252,13 @@ impl CustomerHub {
             projection
                 .history
                 .push_back((projection.version, frame.clone()));
-            while projection.history.len() > HISTORY {
-                projection.history.pop_front();
+            let mut bytes: usize = projection.history.iter().map(|(_, f)| f.len()).sum();
+            while projection.history.len() > HISTORY
+                || (bytes > HISTORY_BYTES && projection.history.len() > 1)
+            {
+                if let Some((_, dropped)) = projection.history.pop_front() {
+                    bytes -= dropped.len();
+                }
             }
             projection.view = next;
             projection.snapshot = None;
