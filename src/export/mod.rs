@@ -11,21 +11,15 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
-use crate::db::enums::{NoteVisibility, OrderStatus, TicketPriority, TicketStatus};
-use crate::db::schema::{customer_notes, loyalty_transactions, orders, support_tickets};
+use crate::db::enums::{NoteVisibility, TicketPriority, TicketStatus};
+use crate::db::schema::{customer_notes, loyalty_transactions, support_tickets};
 use crate::domain::roles::{Permission, Role};
+use crate::view::cursor::Cursor;
+use crate::view::orders::OrderSummary;
 use crate::view::{self, CustomerView};
 
-#[derive(Debug, Clone, Serialize, Queryable)]
-pub struct OrderLine {
-    pub id: i64,
-    pub order_number: String,
-    pub status: OrderStatus,
-    pub total_cents: i64,
-    pub currency: String,
-    pub channel: String,
-    pub placed_at: DateTime<Utc>,
-}
+/// More orders than any customer has; an export lists them all.
+const MAX_EXPORTED_ORDERS: i64 = 1_000_000;
 
 #[derive(Debug, Clone, Serialize, Queryable)]
 pub struct TicketLine {
@@ -70,7 +64,7 @@ pub struct ExportData {
     pub customer_id: i64,
     pub exporter: Exporter,
     pub view: CustomerView,
-    pub orders: Vec<OrderLine>,
+    pub orders: Vec<OrderSummary>,
     pub tickets: Vec<TicketLine>,
     pub ledger: Vec<LedgerLine>,
     pub notes: Vec<NoteLine>,
@@ -85,20 +79,10 @@ pub async fn gather(
     let view = view::load(conn, customer_id, masking, exporter.at)
         .await?
         .for_viewer(&exporter.id, exporter.role);
-    let orders = orders::table
-        .filter(orders::customer_id.eq(customer_id))
-        .order((orders::placed_at.desc(), orders::id.desc()))
-        .select((
-            orders::id,
-            orders::order_number,
-            orders::status,
-            orders::total_cents,
-            orders::currency,
-            orders::channel,
-            orders::placed_at,
-        ))
-        .load(conn)
-        .await?;
+    // Every order, through the orders slice's own loader (one page as large as the history).
+    let orders = view::orders::load_page(conn, customer_id, &Cursor::start(), MAX_EXPORTED_ORDERS)
+        .await?
+        .items;
     let tickets = support_tickets::table
         .filter(support_tickets::customer_id.eq(customer_id))
         .order((
