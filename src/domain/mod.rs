@@ -7,5 +7,6 @@ pub mod health;
 pub mod loyalty;
 pub mod masking;
 pub mod metrics;
+pub mod money;
 pub mod roles;
 pub mod segments;

@@ -22,16 +22,7 @@ pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
         .from_writer(Vec::new());
     w.write_record(COLUMNS)?;
     let p = &d.view.profile;
-    let address = [
-        &p.address.line,
-        &p.address.city,
-        &p.address.postal_code,
-        &p.address.country,
-    ]
-    .iter()
-    .filter_map(|v| v.as_deref())
-    .collect::<Vec<_>>()
-    .join(", ");
+    let address = p.address.joined().unwrap_or_default();
     let detail = format!(
         "email={}; phone={}; address={}; birthday={}",
         p.email,

@@ -146,13 +146,3 @@ pub async fn gather(
         notes,
     })
 }
-
-/// `12.34 USD` from cents.
-pub fn money(cents: i64, currency: &str) -> String {
-    format!(
-        "{}{}.{:02} {currency}",
-        if cents < 0 { "-" } else { "" },
-        cents.abs() / 100,
-        cents.abs() % 100
-    )
-}

@@ -9,7 +9,8 @@ use printpdf::{
     PdfSaveOptions, Point, Pt, Rgb, TextItem, TextMatrix,
 };
 
-use super::{ExportData, money};
+use super::ExportData;
+use crate::domain::money::format_cents as money;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const PAGE_W: f32 = 210.0;
@@ -163,22 +164,9 @@ pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
     ));
     l.line(&format!("Email: {}", p.email));
     l.line(&format!("Phone: {}", p.phone.as_deref().unwrap_or("—")));
-    let address: Vec<&str> = [
-        &p.address.line,
-        &p.address.city,
-        &p.address.postal_code,
-        &p.address.country,
-    ]
-    .iter()
-    .filter_map(|v| v.as_deref())
-    .collect();
     l.line(&format!(
         "Address: {}",
-        if address.is_empty() {
-            "—".to_owned()
-        } else {
-            address.join(", ")
-        }
+        p.address.joined().unwrap_or_else(|| "—".to_owned())
     ));
     l.line(&format!(
         "Birthday: {}",

@@ -21,9 +21,9 @@ use crate::db::schema::{
 use crate::domain::loyalty::tier_for_lifetime_points;
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
+use crate::http::customers::ensure_customer;
 use crate::http::errors::{ApiError, Problem};
 use crate::http::input::ApiJson;
-use crate::http::notes::existing_customer;
 use crate::startup::AppState;
 
 /// Header that makes a POST action safe to retry.
@@ -317,7 +317,7 @@ async fn run(
                         return Ok((code, body, true));
                     }
                 }
-                existing_customer(conn, customer_id).await?;
+                ensure_customer(conn, customer_id).await?;
                 let (code, body) = perform(conn, &admin, customer_id, &action).await?;
                 diesel::insert_into(audit_log::table)
                     .values((

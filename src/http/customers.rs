@@ -25,8 +25,11 @@ struct Count {
     n: i64,
 }
 
-/// 404 naming the customer unless it exists; pipelined with the slice's own query.
-async fn ensure_customer(mut conn: &AsyncPgConnection, customer_id: i64) -> Result<(), ApiError> {
+/// 404 naming the customer unless it exists (pipelined when called beside other queries).
+pub async fn ensure_customer(
+    mut conn: &AsyncPgConnection,
+    customer_id: i64,
+) -> Result<(), ApiError> {
     let found: Count = diesel::sql_query("SELECT count(*) AS n FROM customers WHERE id = $1")
         .bind::<BigInt, _>(customer_id)
         .get_result(&mut conn)

@@ -16,9 +16,9 @@ use crate::db::schema::{
 };
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
+use crate::http::customers::ensure_customer;
 use crate::http::errors::{ApiError, Problem};
 use crate::http::input::ApiJson;
-use crate::http::notes::existing_customer;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -64,7 +64,7 @@ pub async fn assign_tag(
     admin.require(Permission::AssignTags)?;
     let (customer_id, tag_id) = (id.into_inner(), body.0.tag_id);
     let mut conn = state.pool.get().await?;
-    existing_customer(&mut conn, customer_id).await?;
+    ensure_customer(&conn, customer_id).await?;
     let known: i64 = customer_tags::table
         .filter(customer_tags::id.eq(tag_id))
         .count()
@@ -195,7 +195,7 @@ pub async fn assign_segment(
     admin.require(Permission::AssignSegments)?;
     let (customer_id, segment_id) = (id.into_inner(), body.0.segment_id);
     let mut conn = state.pool.get().await?;
-    existing_customer(&mut conn, customer_id).await?;
+    ensure_customer(&conn, customer_id).await?;
     let kind: Option<SegmentKind> = customer_segments::table
         .filter(customer_segments::id.eq(segment_id))
         .select(customer_segments::kind)

@@ -9,10 +9,10 @@ use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 
 use crate::db::enums::NoteVisibility;
-use crate::db::schema::{customer_notes, customers};
+use crate::db::schema::customer_notes;
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
-use crate::http::customers::PageParams;
+use crate::http::customers::{PageParams, ensure_customer};
 use crate::http::errors::{ApiError, Problem};
 use crate::http::input::ApiJson;
 use crate::startup::AppState;
@@ -39,22 +39,6 @@ fn public() -> NoteVisibility {
 pub struct NotesPage {
     pub items: Vec<Note>,
     pub next_cursor: Option<String>,
-}
-
-pub async fn existing_customer(
-    conn: &mut diesel_async::AsyncPgConnection,
-    id: i64,
-) -> Result<(), ApiError> {
-    let found: i64 = customers::table
-        .filter(customers::id.eq(id))
-        .count()
-        .get_result(conn)
-        .await?;
-    if found == 0 {
-        Err(ApiError::not_found(format!("customer {id} does not exist")))
-    } else {
-        Ok(())
-    }
 }
 
 /// The notes this admin may read, as a filter.
@@ -87,7 +71,7 @@ pub async fn list(
     let (after, limit) = q.parse()?;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    existing_customer(&mut conn, id).await?;
+    ensure_customer(&conn, id).await?;
     let mut items: Vec<Note> = customer_notes::table
         .filter(customer_notes::customer_id.eq(id))
         .filter(readable_by(&admin))
@@ -133,7 +117,7 @@ pub async fn create(
     }
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    existing_customer(&mut conn, id).await?;
+    ensure_customer(&conn, id).await?;
     let note: Note = diesel::insert_into(customer_notes::table)
         .values((
             customer_notes::customer_id.eq(id),

@@ -19,6 +19,17 @@ pub struct Address {
     pub country: Option<String>,
 }
 
+impl Address {
+    /// The known parts, comma-separated; None when nothing is known.
+    pub fn joined(&self) -> Option<String> {
+        let parts: Vec<&str> = [&self.line, &self.city, &self.postal_code, &self.country]
+            .iter()
+            .filter_map(|v| v.as_deref())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Profile {
     pub id: i64,

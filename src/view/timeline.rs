@@ -161,15 +161,6 @@ impl TimelinePage {
     }
 }
 
-fn money(cents: i64, currency: &str) -> String {
-    format!(
-        "{}{}.{:02} {currency}",
-        if cents < 0 { "-" } else { "" },
-        cents.abs() / 100,
-        cents.abs() % 100
-    )
-}
-
 fn text(data: &Value, key: &str) -> String {
     match &data[key] {
         Value::String(s) => s.clone(),
@@ -187,7 +178,10 @@ fn format_event(customer_id: i64, e: RawEvent) -> TimelineEvent {
             format!(
                 "{} · {} via {}",
                 text(d, "status"),
-                money(d["total_cents"].as_i64().unwrap_or(0), &text(d, "currency")),
+                crate::domain::money::format_cents(
+                    d["total_cents"].as_i64().unwrap_or(0),
+                    &text(d, "currency")
+                ),
                 text(d, "channel")
             ),
             "cart",
