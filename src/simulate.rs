@@ -44,8 +44,9 @@ const MIX: [(u32, Change); 4] = [
     (10, Change::Ticket),
 ];
 
-#[derive(Debug, Clone, Copy)]
-enum Change {
+/// One kind of platform write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
     Order,
     Status,
     Loyalty,
@@ -81,20 +82,7 @@ pub async fn run(
         tokio::time::sleep_until(next).await;
         next += interval;
         let customer = rng.random_range(lo..=hi);
-        let total: u32 = MIX.iter().map(|(w, _)| w).sum();
-        let mut ticket = rng.random_range(0..total);
-        let change = MIX
-            .iter()
-            .find(|(w, _)| {
-                if ticket < *w {
-                    true
-                } else {
-                    ticket -= w;
-                    false
-                }
-            })
-            .map_or(Change::Order, |(_, c)| *c);
-        let amount = rng.random_range(500..40_000i64);
+        let (change, amount) = pick(&mut rng);
         let mut conn = match pool.get().await {
             Ok(c) => c,
             Err(_) => {
@@ -103,7 +91,7 @@ pub async fn run(
             }
         };
         match write(&mut conn, change, customer, amount).await {
-            Ok(()) => match change {
+            Ok(_) => match change {
                 Change::Order => report.orders += 1,
                 Change::Status => report.status_changes += 1,
                 Change::Loyalty => report.loyalty += 1,
@@ -118,14 +106,79 @@ pub async fn run(
     Ok(report)
 }
 
-async fn write(
+#[derive(diesel::QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// The `limit` lowest customer ids: the customers a load run watches and writes to.
+pub async fn first_customers(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> diesel::QueryResult<Vec<i64>> {
+    let rows: Vec<Id> = diesel::sql_query("SELECT id FROM customers ORDER BY id LIMIT $1")
+        .bind::<BigInt, _>(limit)
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// A change drawn from the platform's mix, with an amount in cents.
+pub fn pick(rng: &mut impl Rng) -> (Change, i64) {
+    let total: u32 = MIX.iter().map(|(w, _)| w).sum();
+    let mut ticket = rng.random_range(0..total);
+    let change = MIX
+        .iter()
+        .find(|(w, _)| {
+            if ticket < *w {
+                true
+            } else {
+                ticket -= w;
+                false
+            }
+        })
+        .map_or(Change::Order, |(_, c)| *c);
+    (change, rng.random_range(500..40_000i64))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Emitted {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    event_id: uuid::Uuid,
+}
+
+/// Writes one change in its own transaction and returns the change events it emitted (none
+/// when there was nothing to change, e.g. no open order to advance), so a load generator can
+/// follow each one to the dashboards.
+pub async fn write(
+    conn: &mut AsyncPgConnection,
+    change: Change,
+    customer: i64,
+    amount: i64,
+) -> diesel::QueryResult<Vec<uuid::Uuid>> {
+    conn.transaction(async |conn: &mut AsyncPgConnection| {
+        apply(conn, change, customer, amount).await?;
+        // This transaction's own rows: `at` bounds the index range, xmin names the writer.
+        let emitted: Vec<Emitted> = diesel::sql_query(
+            "SELECT event_id FROM change_events
+             WHERE customer_id = $1 AND at >= now() AND xmin::text::bigint = txid_current() % 4294967296",
+        )
+        .bind::<BigInt, _>(customer)
+        .load(conn)
+        .await?;
+        Ok(emitted.into_iter().map(|e| e.event_id).collect())
+    })
+    .await
+}
+
+async fn apply(
     conn: &mut AsyncPgConnection,
     change: Change,
     customer: i64,
     amount: i64,
 ) -> diesel::QueryResult<()> {
-    conn.transaction(async |conn: &mut AsyncPgConnection| {
-        match change {
+    match change {
             Change::Order => {
                 diesel::sql_query(
                     "WITH o AS (
@@ -142,13 +195,16 @@ async fn write(
                 .await?;
                 earn(conn, customer, (amount / 100) as i32, "Simulated order").await
             }
+            // Platforms ship recent orders; one of those is on the dashboard's first page.
             Change::Status => diesel::sql_query(
                 "UPDATE orders SET status = CASE status WHEN 'pending' THEN 'paid'::order_status
                      WHEN 'paid' THEN 'shipped'::order_status ELSE 'delivered'::order_status END, updated_at = now()
-                 WHERE id = (SELECT id FROM orders WHERE customer_id = $1 AND status IN ('pending', 'paid', 'shipped')
-                             ORDER BY placed_at DESC LIMIT 1)",
+                 WHERE id = (SELECT id FROM (SELECT id, status, placed_at FROM orders WHERE customer_id = $1
+                                             ORDER BY placed_at DESC, id DESC LIMIT $2) recent
+                             WHERE status IN ('pending', 'paid', 'shipped') ORDER BY placed_at DESC LIMIT 1)",
             )
             .bind::<BigInt, _>(customer)
+            .bind::<BigInt, _>(crate::view::cursor::DEFAULT_LIMIT)
             .execute(conn)
             .await
             .map(drop),
@@ -163,8 +219,6 @@ async fn write(
             .await
             .map(drop),
         }
-    })
-    .await
 }
 
 /// A ledger row and the account it moves, when the customer is in the programme; the tier

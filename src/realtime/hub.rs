@@ -5,10 +5,10 @@
 //! waiting: a full queue marks the session stale, and it gets one fresh snapshot once there is
 //! room again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytestring::ByteString;
@@ -20,21 +20,23 @@ use crate::db::DbPool;
 use crate::domain::masking::Masking;
 use crate::domain::roles::Role;
 use crate::realtime::event::ChangeEvent;
+use crate::realtime::held::{self, DiffCache, Projection, Slices};
 use crate::realtime::presence::{self, Viewer};
-use crate::realtime::projection::ProjectionKey;
+use crate::realtime::projection::{ProjectionKey, private_authors_in};
 use crate::realtime::protocol::{self, Activity, Cause, ErrorCode, Since};
 use crate::realtime::redis_bus::{RedisBus, Subscribe};
 use crate::redis_link::RedisLink;
 use crate::view::{self, Slice};
 
-/// Deltas kept per projection for clients reconnecting with `since`.
-pub const HISTORY: usize = 256;
-/// …and at most this many bytes of them, so a run of large deltas cannot hold much memory.
-pub const HISTORY_BYTES: usize = 4 * 1024 * 1024;
 /// How often stale sessions are offered a fresh snapshot, and the subscription retried.
 const TICK: Duration = Duration::from_millis(250);
 /// Wait before retrying a failed recompute.
 const RETRY: Duration = Duration::from_millis(500);
+/// How far before the previous load a load looks for committed events: a writing transaction
+/// stamps its events when it writes them, and may commit a little later.
+const COMMIT_MARGIN: Duration = Duration::from_secs(10);
+/// How long an applied event is remembered, so its late or repeated arrival is ignored.
+const APPLIED_MEMORY: Duration = Duration::from_secs(60);
 
 struct Member {
     key: ProjectionKey,
@@ -44,23 +46,20 @@ struct Member {
     stale: bool,
 }
 
-struct Projection {
-    view: Value,
-    version: u64,
-    /// (version, delta frame), oldest first.
-    history: VecDeque<(u64, ByteString)>,
-    snapshot: Option<(u64, ByteString)>,
-}
-
 pub struct CustomerHub {
     customer_id: i64,
+    /// Names this hub's life; each projection's epoch extends it with the projection's build
+    /// number, so a projection dropped and built again never reuses a version.
     epoch: String,
+    builds: u64,
     pool: DbPool,
     bus: Addr<RedisBus>,
     presence: PresenceState,
     subscribed: bool,
     /// The whole view with personal data in clear; None until first loaded.
-    clear: Option<Value>,
+    clear: Option<Slices>,
+    /// Who wrote the private notes the view shows (each needs a projection of their own).
+    private_authors: BTreeSet<String>,
     projections: HashMap<ProjectionKey, Projection>,
     members: HashMap<u64, Member>,
     waiting: Vec<Join>,
@@ -69,6 +68,10 @@ pub struct CustomerHub {
     recomputing: bool,
     /// Set by the registry when an event could not be queued here: recompute everything.
     missed: Arc<AtomicBool>,
+    /// Events whose effects the view already shows (seen in a loaded snapshot), with when.
+    applied: HashMap<uuid::Uuid, Instant>,
+    /// When the last successful load started.
+    loaded_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// This hub's part in presence: where to write, what it last showed, what changed since.
@@ -111,11 +114,13 @@ impl CustomerHub {
         CustomerHub {
             customer_id,
             epoch: uuid::Uuid::new_v4().simple().to_string(),
+            builds: 0,
             pool,
             bus,
             presence,
             subscribed: false,
             clear: None,
+            private_authors: BTreeSet::new(),
             projections: HashMap::new(),
             members: HashMap::new(),
             waiting: Vec::new(),
@@ -123,6 +128,8 @@ impl CustomerHub {
             pending_all: true,
             recomputing: false,
             missed,
+            applied: HashMap::new(),
+            loaded_at: None,
         }
     }
 
@@ -167,16 +174,30 @@ impl CustomerHub {
         self.recomputing = true;
         let pool = self.pool.clone();
         let customer_id = self.customer_id;
+        let started = Utc::now();
+        let margin = chrono::Duration::from_std(COMMIT_MARGIN).unwrap_or_default();
+        let events_since = self.loaded_at.unwrap_or(started) - margin;
         let load = async move {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            view::load_slices(&mut conn, customer_id, Masking::Clear, &slices, Utc::now())
-                .await
-                .map_err(|e| e.to_string())
+            let (view, committed) = view::load_slices(
+                &mut conn,
+                customer_id,
+                Masking::Clear,
+                &slices,
+                started,
+                events_since,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok::<_, String>((view, slices, committed))
         };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
             act.recomputing = false;
-            match result {                Ok(slices) => {
-                    act.apply(slices, &causes);
+            match result {
+                Ok((view, loaded, committed)) => {
+                    act.loaded_at = Some(started);
+                    let causes = act.causes(causes, &loaded, committed);
+                    act.apply(view, &causes);
                     // Sessions admitted now that the view is loaded show up in presence.
                     if act.presence.changed {
                         act.sync_presence(ctx);
@@ -194,74 +215,99 @@ impl CustomerHub {
         }));
     }
 
-    fn apply(&mut self, slices: serde_json::Map<String, Value>, causes: &[ChangeEvent]) {
-        metrics::counter!("hub_recomputes_total").increment(1);
-        match self.clear.as_mut().and_then(Value::as_object_mut) {
-            Some(view) => view.extend(slices),
-            None => self.clear = Some(Value::Object(slices)),
-        }
-        let Some(clear) = self.clear.as_ref() else {
-            return;
-        };
-        let masked = if self
-            .projections
-            .keys()
-            .any(|k| k.masking == Masking::Masked)
-        {
-            match view::mask_json(clear, Masking::Masked) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::error!(error = %e, "masking the view failed");
-                    return;
-                }
-            }
-        } else {
-            None
-        };
-        let causes: Vec<Cause> = causes
-            .iter()
+    /// The causes of a load: its batch, and the other events the snapshot showed whose every
+    /// affected slice was loaded. All of them count as applied from now on.
+    fn causes(
+        &mut self,
+        batch: Vec<ChangeEvent>,
+        loaded: &[Slice],
+        committed: Vec<view::Committed>,
+    ) -> Vec<Cause> {
+        let now = Instant::now();
+        self.applied
+            .retain(|_, at| now.duration_since(*at) < APPLIED_MEMORY);
+        let mut causes: Vec<Cause> = batch
+            .into_iter()
             .map(|e| Cause {
                 event_id: e.event_id,
-                kind: e.kind.clone(),
-                entity_id: e.entity_id.clone(),
+                kind: e.kind,
+                entity_id: e.entity_id,
                 at: e.at,
             })
             .collect();
+        for c in committed {
+            if !self.applied.contains_key(&c.event_id)
+                && !causes.iter().any(|x| x.event_id == c.event_id)
+                && Slice::affected_by(&c.kind)
+                    .iter()
+                    .all(|s| loaded.contains(s))
+            {
+                causes.push(Cause {
+                    event_id: c.event_id,
+                    kind: c.kind,
+                    entity_id: c.entity_id,
+                    at: c.at,
+                });
+            }
+        }
+        for c in &causes {
+            self.applied.insert(c.event_id, now);
+        }
+        let applied = &self.applied;
+        self.pending.retain(|e| !applied.contains_key(&e.event_id));
+        causes
+    }
+
+    fn apply(&mut self, values: serde_json::Map<String, Value>, causes: &[Cause]) {
+        metrics::counter!("hub_recomputes_total").increment(1);
+        let clear = self.clear.get_or_insert_with(Slices::new);
+        held::store_clear(clear, &values);
+        if values.contains_key("notes") || values.contains_key("timeline") {
+            let mut authors = BTreeSet::new();
+            for name in ["notes", "timeline"] {
+                match values.get(name) {
+                    Some(slice) => private_authors_in(slice, &mut authors),
+                    None => {
+                        if let Some(Ok(slice)) =
+                            clear.get(name).map(|t| serde_json::from_str::<Value>(t))
+                        {
+                            private_authors_in(&slice, &mut authors);
+                        }
+                    }
+                }
+            }
+            self.private_authors = authors;
+        }
+        let moved = self.move_members();
+        let mut cache = DiffCache::default();
         let mut frames: Vec<(ProjectionKey, ByteString)> = Vec::new();
+        let Some(clear) = self.clear.as_ref() else {
+            return;
+        };
         for (key, projection) in &mut self.projections {
-            let base = match key.masking {
-                Masking::Clear => clear,
-                Masking::Masked => match &masked {
-                    Some(m) => m,
-                    None => continue,
-                },
+            if moved.contains(key) {
+                continue;
+            }
+            let rendered = match held::render(key, clear, &values) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(customer = self.customer_id, error = %e, "rendering a projection failed");
+                    continue;
+                }
             };
-            let next = key.project(base);
-            let patch = json_patch::diff(&projection.view, &next);
-            if patch.0.is_empty() {
+            let ops = projection.update(rendered, &values, &mut cache);
+            if ops.is_empty() {
                 continue;
             }
             projection.version += 1;
             let frame = protocol::delta_frame(
                 self.customer_id,
-                &self.epoch,
+                &projection.epoch,
                 projection.version,
-                &patch,
-                &causes,
+                &json_patch::Patch(ops),
+                causes,
             );
-            projection
-                .history
-                .push_back((projection.version, frame.clone()));
-            let mut bytes: usize = projection.history.iter().map(|(_, f)| f.len()).sum();
-            while projection.history.len() > HISTORY
-                || (bytes > HISTORY_BYTES && projection.history.len() > 1)
-            {
-                if let Some((_, dropped)) = projection.history.pop_front() {
-                    bytes -= dropped.len();
-                }
-            }
-            projection.view = next;
-            projection.snapshot = None;
+            projection.record(frame.clone());
             frames.push((key.clone(), frame));
         }
         for (key, frame) in frames {
@@ -279,36 +325,68 @@ impl CustomerHub {
         }
     }
 
+    /// Viewers whose own private notes appeared in (or left) the view change projection; each
+    /// gets a snapshot of the new one. Returns the projections built from the current view.
+    fn move_members(&mut self) -> HashSet<ProjectionKey> {
+        let moves: Vec<(u64, ProjectionKey)> = self
+            .members
+            .iter()
+            .filter_map(|(id, m)| {
+                let key = ProjectionKey::for_viewer(
+                    &m.viewer.admin_id,
+                    m.viewer.role,
+                    &self.private_authors,
+                );
+                (key != m.key).then_some((*id, key))
+            })
+            .collect();
+        let mut built = HashSet::new();
+        for (id, key) in moves {
+            if !self.projections.contains_key(&key) {
+                if self.projection(&key).is_none() {
+                    continue;
+                }
+                built.insert(key.clone());
+            }
+            let frame = self.snapshot_of(&key);
+            if let (Some(member), Some(frame)) = (self.members.get_mut(&id), frame) {
+                member.key = key;
+                member.stale = false;
+                deliver(member, frame);
+            }
+        }
+        self.drop_unwatched();
+        built
+    }
+
+    /// Forgets projections no session watches any more.
+    fn drop_unwatched(&mut self) {
+        let members = &self.members;
+        self.projections
+            .retain(|key, _| members.values().any(|m| &m.key == key));
+    }
+
     fn projection(&mut self, key: &ProjectionKey) -> Option<&mut Projection> {
         if !self.projections.contains_key(key) {
             let clear = self.clear.as_ref()?;
-            let base = view::mask_json(clear, key.masking).ok()?;
-            let view = key.project(&base);
-            self.projections.insert(
-                key.clone(),
-                Projection {
-                    view,
-                    version: 0,
-                    history: VecDeque::new(),
-                    snapshot: None,
-                },
-            );
+            self.builds += 1;
+            let epoch = format!("{}-{}", self.epoch, self.builds);
+            match Projection::build(key, clear, epoch) {
+                Ok(p) => {
+                    self.projections.insert(key.clone(), p);
+                }
+                Err(e) => {
+                    tracing::error!(customer = self.customer_id, error = %e, "building a projection failed");
+                    return None;
+                }
+            }
         }
         self.projections.get_mut(key)
     }
 
     fn snapshot_of(&mut self, key: &ProjectionKey) -> Option<ByteString> {
-        let (customer_id, epoch) = (self.customer_id, self.epoch.clone());
-        let projection = self.projection(key)?;
-        if let Some((version, frame)) = &projection.snapshot
-            && *version == projection.version
-        {
-            return Some(frame.clone());
-        }
-        let frame =
-            protocol::snapshot_frame(customer_id, &epoch, projection.version, &projection.view);
-        projection.snapshot = Some((projection.version, frame.clone()));
-        Some(frame)
+        let customer_id = self.customer_id;
+        self.projection(key).map(|p| p.snapshot(customer_id))
     }
 
     /// A session joins once the view is loaded: missed deltas if it can resume, else a snapshot.
@@ -317,10 +395,9 @@ impl CustomerHub {
             self.waiting.push(join);
             return;
         }
-        let key = ProjectionKey::for_viewer(&join.viewer_id, join.role);
-        let epoch = self.epoch.clone();
+        let key = ProjectionKey::for_viewer(&join.viewer_id, join.role, &self.private_authors);
         let replay: Option<Vec<ByteString>> = self.projection(&key).and_then(|p| {
-            let since = join.since.as_ref().filter(|s| s.epoch == epoch)?;
+            let since = join.since.as_ref().filter(|s| s.epoch == p.epoch)?;
             if since.version > p.version {
                 return None;
             }
@@ -511,10 +588,8 @@ pub struct Leave {
 impl Handler<Leave> for CustomerHub {
     type Result = ();
     fn handle(&mut self, msg: Leave, ctx: &mut Context<Self>) {
-        if let Some(member) = self.members.remove(&msg.session_id) {
-            if !self.members.values().any(|m| m.key == member.key) {
-                self.projections.remove(&member.key);
-            }
+        if self.members.remove(&msg.session_id).is_some() {
+            self.drop_unwatched();
             let field = self.field(msg.session_id);
             self.presence.gone.push(field);
             self.presence.changed = true;
@@ -586,7 +661,12 @@ pub struct Events(pub Vec<ChangeEvent>);
 impl Handler<Events> for CustomerHub {
     type Result = ();
     fn handle(&mut self, msg: Events, ctx: &mut Context<Self>) {
-        self.pending.extend(msg.0);
+        let (known, fresh): (Vec<ChangeEvent>, Vec<ChangeEvent>) = msg
+            .0
+            .into_iter()
+            .partition(|e| self.applied.contains_key(&e.event_id));
+        metrics::counter!("hub_events_already_applied_total").increment(known.len() as u64);
+        self.pending.extend(fresh);
         self.schedule(ctx);
     }
 }
@@ -618,9 +698,8 @@ impl Handler<CurrentView> for CustomerHub {
         if !self.subscribed || self.recomputing || self.pending_all || !self.pending.is_empty() {
             return None;
         }
-        self.clear
-            .as_ref()
-            .and_then(|clear| view::mask_json(clear, msg.masking).ok())
+        let clear = Projection::to_value(self.clear.as_ref()?).ok()?;
+        view::mask_json(&clear, msg.masking).ok()
     }
 }
 

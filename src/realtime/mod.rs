@@ -5,6 +5,7 @@
 //! every `DashboardSession` watching.
 
 pub mod event;
+pub mod held;
 pub mod hub;
 pub mod outbox_relay;
 pub mod presence;

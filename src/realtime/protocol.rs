@@ -77,15 +77,30 @@ pub fn pong_frame() -> ByteString {
     ByteString::from_static(r#"{"type":"pong"}"#)
 }
 
-pub fn snapshot_frame(
+/// A snapshot from the view's slices, each already JSON text: written out, not re-serialised.
+pub fn snapshot_frame<'a>(
     customer_id: i64,
     epoch: &str,
     version: u64,
-    view: &serde_json::Value,
+    slices: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> ByteString {
-    json!({"type": "snapshot", "customer_id": customer_id, "epoch": epoch, "version": version, "view": view})
-        .to_string()
-        .into()
+    let head =
+        json!({"type": "snapshot", "customer_id": customer_id, "epoch": epoch, "version": version})
+            .to_string();
+    let mut out = String::with_capacity(16 * 1024);
+    // `head` is an object: reopen it to append the view.
+    out.push_str(&head[..head.len() - 1]);
+    out.push_str(r#","view":{"#);
+    for (i, (name, text)) in slices.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::from(name).to_string());
+        out.push(':');
+        out.push_str(text);
+    }
+    out.push_str("}}");
+    out.into()
 }
 
 /// One change event behind a delta.

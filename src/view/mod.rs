@@ -195,20 +195,51 @@ async fn load_in_snapshot(
     })
 }
 
-/// Loads only `slices` (as JSON, for the live hubs), from one snapshot like `load`.
+/// A change event of the customer committed in the snapshot a view was loaded from.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct Committed {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub event_id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub entity_id: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    pub at: DateTime<Utc>,
+}
+
+/// Loads only `slices` (as JSON, for the live hubs), from one snapshot like `load`, with the
+/// customer's change events written since `events_since` that the snapshot already shows: a
+/// hub names them as causes of what it sends, so their own arrival later needs no recompute.
 pub async fn load_slices(
     conn: &mut AsyncPgConnection,
     customer_id: i64,
     masking: Masking,
     slices: &[Slice],
     now: DateTime<Utc>,
-) -> QueryResult<serde_json::Map<String, serde_json::Value>> {
+    events_since: DateTime<Utc>,
+) -> QueryResult<(serde_json::Map<String, serde_json::Value>, Vec<Committed>)> {
+    use crate::db::prepared::{bind, prepared};
+    use diesel::sql_types::{BigInt, Timestamptz};
+    use diesel_async::RunQueryDsl;
+    const EVENTS: &str = "SELECT event_id, kind, entity_id, at FROM change_events
+                          WHERE customer_id = $1 AND at >= $2 ORDER BY at";
     let wanted: Vec<Slice> = slices.to_vec();
     conn.build_transaction()
         .read_only()
         .repeatable_read()
         .run(async |conn: &mut AsyncPgConnection| {
-            slices_in_snapshot(conn, customer_id, masking, &wanted, now).await
+            let view = slices_in_snapshot(conn, customer_id, masking, &wanted, now).await?;
+            let events = prepared(
+                EVENTS,
+                vec![
+                    bind::<BigInt, _>(customer_id),
+                    bind::<Timestamptz, _>(events_since),
+                ],
+            )
+            .load(conn)
+            .await?;
+            Ok((view, events))
         })
         .await
 }

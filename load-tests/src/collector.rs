@@ -1,0 +1,329 @@
+//! Matches every write to the deliveries it should cause: a write is expected at each session
+//! that held its customer's snapshot before the write began (slow sessions excepted), and is
+//! delivered there by the first delta naming one of the write's change events as a cause.
+//! Latency runs from the write's commit (as its client saw it) to the delta's arrival.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::Plan;
+
+pub enum Msg {
+    /// The session received a snapshot: it is watching (or starts over after a gap).
+    Snapshot { session: u32, at: Instant },
+    /// A delta reached the session.
+    Delta {
+        session: u32,
+        causes: Vec<Uuid>,
+        at: Instant,
+    },
+    /// The session ended for good (closed by the server, or it could not reconnect).
+    Gone { session: u32 },
+    /// A write committed, with the change events it emitted.
+    Write {
+        customer: i64,
+        events: Vec<Uuid>,
+        started: Instant,
+        committed: Instant,
+    },
+}
+
+/// The handle sessions and writers report through.
+#[derive(Clone)]
+pub struct Collector {
+    tx: mpsc::UnboundedSender<Msg>,
+    clock: Arc<OnceLock<Instant>>,
+    outstanding: Arc<AtomicI64>,
+    /// Nanoseconds after the clock's start of the last delta seen.
+    last_delta: Arc<AtomicU64>,
+}
+
+impl Collector {
+    pub fn send(&self, msg: Msg) {
+        // The collector outlives every sender; a send can fail only once the run is over.
+        let _ = self.tx.send(msg);
+    }
+
+    /// The instant the writes begin: per-second figures count from it.
+    pub fn start_clock(&self, at: Instant) {
+        let _ = self.clock.set(at);
+    }
+
+    /// Waits until every expected delivery arrived, or `max`.
+    pub async fn drain(&self, max: Duration) {
+        let deadline = Instant::now() + max;
+        while self.outstanding.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until no delta arrived for `quiet`, or `max`.
+    pub async fn quiesce(&self, quiet: Duration, max: Duration) {
+        let Some(start) = self.clock.get().copied() else {
+            return;
+        };
+        let deadline = Instant::now() + max;
+        while Instant::now() < deadline {
+            let last = start + Duration::from_nanos(self.last_delta.load(Ordering::Acquire));
+            if last.elapsed() >= quiet {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+struct WriteRec {
+    committed: Instant,
+    remaining: Vec<u32>,
+}
+
+/// What the collector found.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Delivery latency in microseconds, deliveries within the loss timeout only.
+    pub latency: Histogram<u64>,
+    /// (seconds since the writes began, latency in µs) of every timed delivery.
+    pub series: Vec<(f32, u32)>,
+    pub writes: u64,
+    pub no_op_writes: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    /// Received, but later than the loss timeout (counted as lost).
+    pub late: u64,
+    /// Never received.
+    pub missing: u64,
+    /// Replaced by a fresh snapshot (after a gap or a reconnect that could not resume).
+    pub covered_by_snapshot: u64,
+    /// Every delta frame received, whatever caused it (derived updates too).
+    pub delta_frames: u64,
+    pub snapshots: u64,
+    pub sessions_gone: u64,
+    /// Deliveries that arrived before the writer saw its commit return (timed as 1 µs).
+    pub negative_clock: u64,
+}
+
+impl Outcome {
+    pub fn lost(&self) -> u64 {
+        self.late + self.missing
+    }
+}
+
+pub struct Collected {
+    task: tokio::task::JoinHandle<Outcome>,
+}
+
+impl Collected {
+    /// Ends the collection once every handle but `last` is gone, and returns the figures.
+    pub async fn finish(self, last: Collector) -> Outcome {
+        drop(last);
+        // unwrap: the collector task does not panic (no indexing past bounds, no unwraps).
+        self.task.await.expect("collector task")
+    }
+}
+
+pub fn start(plans: &[Plan], loss_timeout: u64) -> (Collector, Collected) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = Collector {
+        tx,
+        clock: Arc::new(OnceLock::new()),
+        outstanding: Arc::new(AtomicI64::new(0)),
+        last_delta: Arc::new(AtomicU64::new(0)),
+    };
+    let mut sessions_of: HashMap<i64, Vec<u32>> = HashMap::new();
+    for p in plans {
+        sessions_of.entry(p.customer).or_default().push(p.index);
+    }
+    let state = State {
+        sessions_of,
+        slow: plans.iter().map(|p| p.slow).collect(),
+        ready_at: vec![None; plans.len()],
+        open: vec![Vec::new(); plans.len()],
+        writes: Vec::new(),
+        by_event: HashMap::new(),
+        early: HashMap::new(),
+        loss_timeout: Duration::from_secs(loss_timeout),
+        clock: handle.clock.clone(),
+        outstanding: handle.outstanding.clone(),
+        last_delta: handle.last_delta.clone(),
+        outcome: Outcome {
+            // unwrap: 1 µs to 1 h at 3 significant digits is a valid histogram.
+            latency: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds"),
+            series: Vec::new(),
+            writes: 0,
+            no_op_writes: 0,
+            expected: 0,
+            delivered: 0,
+            late: 0,
+            missing: 0,
+            covered_by_snapshot: 0,
+            delta_frames: 0,
+            snapshots: 0,
+            sessions_gone: 0,
+            negative_clock: 0,
+        },
+    };
+    let task = tokio::spawn(state.run(rx));
+    (handle, Collected { task })
+}
+
+struct State {
+    sessions_of: HashMap<i64, Vec<u32>>,
+    slow: Vec<bool>,
+    ready_at: Vec<Option<Instant>>,
+    /// Per session, the writes it still waits for.
+    open: Vec<Vec<usize>>,
+    writes: Vec<WriteRec>,
+    by_event: HashMap<Uuid, usize>,
+    /// Deltas whose causes were not known yet (their write's commit was not reported, or they
+    /// were caused by someone else, e.g. the derived-score worker).
+    early: HashMap<Uuid, Vec<(u32, Instant)>>,
+    loss_timeout: Duration,
+    clock: Arc<OnceLock<Instant>>,
+    outstanding: Arc<AtomicI64>,
+    last_delta: Arc<AtomicU64>,
+    outcome: Outcome,
+}
+
+impl State {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) -> Outcome {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Snapshot { session, at } => self.snapshot(session, at),
+                Msg::Delta {
+                    session,
+                    causes,
+                    at,
+                } => self.delta(session, &causes, at),
+                Msg::Gone { session } => self.gone(session),
+                Msg::Write {
+                    customer,
+                    events,
+                    started,
+                    committed,
+                } => self.write(customer, events, started, committed),
+            }
+        }
+        for w in &self.writes {
+            self.outcome.missing += w.remaining.len() as u64;
+        }
+        self.outcome
+    }
+
+    fn snapshot(&mut self, session: u32, at: Instant) {
+        self.outcome.snapshots += 1;
+        let s = session as usize;
+        if self.ready_at[s].is_none() {
+            self.ready_at[s] = Some(at);
+            return;
+        }
+        // A fresh snapshot shows every write committed before it.
+        let open = std::mem::take(&mut self.open[s]);
+        let mut keep = Vec::new();
+        for w in open {
+            let write = &mut self.writes[w];
+            if write.committed <= at {
+                write.remaining.retain(|x| *x != session);
+                self.outcome.covered_by_snapshot += 1;
+                self.outstanding.fetch_sub(1, Ordering::AcqRel);
+            } else {
+                keep.push(w);
+            }
+        }
+        self.open[s] = keep;
+    }
+
+    fn gone(&mut self, session: u32) {
+        self.outcome.sessions_gone += 1;
+        self.ready_at[session as usize] = None;
+    }
+
+    fn delta(&mut self, session: u32, causes: &[Uuid], at: Instant) {
+        self.outcome.delta_frames += 1;
+        if let Some(start) = self.clock.get() {
+            self.last_delta.store(
+                at.saturating_duration_since(*start).as_nanos() as u64,
+                Ordering::Release,
+            );
+        }
+        for event in causes {
+            match self.by_event.get(event) {
+                Some(&w) => self.deliver(w, session, at),
+                None => self.early.entry(*event).or_default().push((session, at)),
+            }
+        }
+    }
+
+    fn write(&mut self, customer: i64, events: Vec<Uuid>, started: Instant, committed: Instant) {
+        self.outcome.writes += 1;
+        if events.is_empty() {
+            self.outcome.no_op_writes += 1;
+            return;
+        }
+        let expected: Vec<u32> = self
+            .sessions_of
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|s| {
+                !self.slow[*s as usize] && self.ready_at[*s as usize].is_some_and(|r| r <= started)
+            })
+            .collect();
+        let w = self.writes.len();
+        for s in &expected {
+            self.open[*s as usize].push(w);
+        }
+        self.outcome.expected += expected.len() as u64;
+        self.outstanding
+            .fetch_add(expected.len() as i64, Ordering::AcqRel);
+        self.writes.push(WriteRec {
+            committed,
+            remaining: expected,
+        });
+        for e in events {
+            self.by_event.insert(e, w);
+            if let Some(arrivals) = self.early.remove(&e) {
+                for (session, at) in arrivals {
+                    self.deliver(w, session, at);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, w: usize, session: u32, at: Instant) {
+        let write = &mut self.writes[w];
+        let Some(pos) = write.remaining.iter().position(|s| *s == session) else {
+            return;
+        };
+        write.remaining.swap_remove(pos);
+        self.open[session as usize].retain(|x| *x != w);
+        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        if at < write.committed {
+            // The relay can beat the writer's own view of its commit by a hair.
+            self.outcome.negative_clock += 1;
+        }
+        let latency = at.saturating_duration_since(write.committed);
+        if latency > self.loss_timeout {
+            self.outcome.late += 1;
+            return;
+        }
+        self.outcome.delivered += 1;
+        let us = (latency.as_micros() as u64).max(1);
+        // Values above the histogram's bound are clamped by `saturating_record`.
+        self.outcome.latency.saturating_record(us);
+        let since = self
+            .clock
+            .get()
+            .map_or(0.0, |s| at.saturating_duration_since(*s).as_secs_f32());
+        self.outcome
+            .series
+            .push((since, us.min(u64::from(u32::MAX)) as u32));
+    }
+}
