@@ -264,10 +264,11 @@ impl Report {
         );
         let st = &self.session_stats;
         println!(
-            "sessions        {} reconnects ({} resumed with since), {} gaps, {} slow-consumer notices, {} error frames, {} failed",
+            "sessions        {} reconnects ({} resumed with since), {} gaps, {} subscriptions retried, {} slow-consumer notices, {} other error frames, {} failed",
             st.reconnects,
             st.resumed,
             st.gaps,
+            st.retried_subscriptions,
             st.slow_consumer_notices,
             st.error_frames,
             st.failed

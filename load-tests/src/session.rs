@@ -58,6 +58,8 @@ pub fn plans(args: &Args, customers: &[i64], tokens: &[(String, Role, String)]) 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct SessionStats {
     pub reconnects: u64,
+    /// Subscriptions the server asked to retry (`unavailable`), retried.
+    pub retried_subscriptions: u64,
     pub resumed: u64,
     pub gaps: u64,
     pub slow_consumer_notices: u64,
@@ -373,6 +375,14 @@ async fn run(
                             }
                             let causes = frame.causes.into_iter().map(|c| c.event_id).collect();
                             shared.collector.send(Msg::Delta { session: plan.index, causes, at });
+                        }
+                        "error" if frame.code.as_deref() == Some("unavailable") => {
+                            // What a dashboard does when told to retry: wait, subscribe again.
+                            lock(&shared.stats).retried_subscriptions += 1;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            if ws.send(Message::text(subscribe.to_string())).await.is_err() {
+                                break;
+                            }
                         }
                         "error" => {
                             let mut stats = lock(&shared.stats);

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use json_patch::PatchOperation;
 use serde_json::{Map, Value};
 
-use crate::realtime::projection::ProjectionKey;
+use crate::domain::masking::Masking;
+use crate::realtime::diff;
+use crate::realtime::projection::{NotesScope, ProjectionKey};
 use crate::realtime::protocol;
 use crate::view;
 
@@ -22,16 +23,13 @@ pub const HISTORY: usize = 64;
 /// …and at most this many bytes of them: a hub's memory must not grow with its traffic.
 pub const HISTORY_BYTES: usize = 64 * 1024;
 
-/// The only slices that masking or private notes change; every other slice reads the same in
-/// every projection.
-const PERSONAL: [&str; 4] = ["profile", "loyalty", "notes", "timeline"];
-
 /// One slice as a projection shows it: its text, and its value when that differs from the
 /// clear slice's (None: the clear value).
+#[derive(Clone)]
 pub struct Rendered {
     name: String,
     text: Arc<str>,
-    value: Option<Value>,
+    value: Option<Arc<Value>>,
 }
 
 /// Stores fresh clear slices, keeping the old text (and its sharing) where nothing changed.
@@ -44,54 +42,101 @@ pub fn store_clear(clear: &mut Slices, values: &Map<String, Value>) {
     }
 }
 
-/// `key`'s form of the slices in `values` (fresh clear slices, already in `clear`).
-pub fn render(
-    key: &ProjectionKey,
-    clear: &Slices,
-    values: &Map<String, Value>,
-) -> Result<Vec<Rendered>, String> {
-    let personal: Map<String, Value> = values
-        .iter()
-        .filter(|(name, _)| PERSONAL.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    let mut shaped = if personal.is_empty() {
-        Map::new()
-    } else {
-        let masked = view::mask_json(&Value::Object(personal), key.masking)
-            .map_err(|e| format!("masking the view failed: {e}"))?;
-        match key.project(&masked) {
-            Value::Object(map) => map,
-            _ => Map::new(),
+/// Renders fresh clear slices for every projection of a hub, doing each piece of work once:
+/// masking changes only the profile and loyalty slices and is done once per masking class;
+/// private notes change only the notes and timeline slices and are filtered once per notes
+/// scope; every other slice is the clear one, shared.
+pub struct Renderer<'a> {
+    clear: &'a Slices,
+    values: &'a Map<String, Value>,
+    by_masking: HashMap<Masking, Vec<Rendered>>,
+    by_scope: HashMap<NotesScope, Vec<Rendered>>,
+}
+
+const MASKED_SLICES: [&str; 2] = ["profile", "loyalty"];
+const NOTE_SLICES: [&str; 2] = ["notes", "timeline"];
+
+impl<'a> Renderer<'a> {
+    /// `values`: fresh clear slices, already stored in `clear`.
+    pub fn new(clear: &'a Slices, values: &'a Map<String, Value>) -> Renderer<'a> {
+        Renderer {
+            clear,
+            values,
+            by_masking: HashMap::new(),
+            by_scope: HashMap::new(),
         }
-    };
-    let mut out = Vec::with_capacity(values.len());
-    for name in values.keys() {
-        let Some(clear_text) = clear.get(name) else {
-            continue;
-        };
-        let rendered = match shaped.remove(name) {
-            Some(value) => {
-                let text = value.to_string();
-                if text == **clear_text {
-                    None
-                } else {
-                    Some(Rendered {
-                        name: name.clone(),
-                        text: Arc::from(text),
-                        value: Some(value),
-                    })
-                }
-            }
-            None => None,
-        };
-        out.push(rendered.unwrap_or_else(|| Rendered {
-            name: name.clone(),
-            text: clear_text.clone(),
-            value: None,
-        }));
     }
-    Ok(out)
+
+    pub fn render(&mut self, key: &ProjectionKey) -> Result<Vec<Rendered>, String> {
+        if !self.by_masking.contains_key(&key.masking) {
+            let part = self.part(&MASKED_SLICES);
+            let masked = view::mask_json(&Value::Object(part), key.masking)
+                .map_err(|e| format!("masking the view failed: {e}"))?;
+            let rendered = self.shaped(masked);
+            self.by_masking.insert(key.masking, rendered);
+        }
+        if !self.by_scope.contains_key(&key.notes) {
+            let part = self.part(&NOTE_SLICES);
+            let projection = ProjectionKey {
+                masking: key.masking,
+                notes: key.notes.clone(),
+            };
+            let rendered = self.shaped(projection.project(&Value::Object(part)));
+            self.by_scope.insert(key.notes.clone(), rendered);
+        }
+        let mut out: Vec<Rendered> = self
+            .values
+            .keys()
+            .filter(|name| {
+                !MASKED_SLICES.contains(&name.as_str()) && !NOTE_SLICES.contains(&name.as_str())
+            })
+            .filter_map(|name| self.clear_slice(name))
+            .collect();
+        out.extend(self.by_masking[&key.masking].iter().cloned());
+        out.extend(self.by_scope[&key.notes].iter().cloned());
+        Ok(out)
+    }
+
+    fn part(&self, names: &[&str]) -> Map<String, Value> {
+        names
+            .iter()
+            .filter_map(|name| {
+                self.values
+                    .get(*name)
+                    .map(|v| ((*name).to_owned(), v.clone()))
+            })
+            .collect()
+    }
+
+    fn clear_slice(&self, name: &str) -> Option<Rendered> {
+        self.clear.get(name).map(|text| Rendered {
+            name: name.to_owned(),
+            text: text.clone(),
+            value: None,
+        })
+    }
+
+    /// Texts of reshaped slices, sharing the clear text wherever reshaping changed nothing.
+    fn shaped(&self, shaped: Value) -> Vec<Rendered> {
+        let Value::Object(map) = shaped else {
+            return Vec::new();
+        };
+        map.into_iter()
+            .filter_map(|(name, value)| {
+                let clear = self.clear_slice(&name)?;
+                let text = value.to_string();
+                Some(if text == *clear.text {
+                    clear
+                } else {
+                    Rendered {
+                        name,
+                        text: Arc::from(text),
+                        value: Some(Arc::new(value)),
+                    }
+                })
+            })
+            .collect()
+    }
 }
 
 /// Patches computed during one recompute, keyed by the (old, new) texts they turn one into the
@@ -101,8 +146,8 @@ pub struct DiffCache {
     entries: HashMap<(usize, usize), Diffed>,
 }
 
-/// Old text, new text, and the operations between them.
-type Diffed = (Option<Arc<str>>, Arc<str>, Vec<PatchOperation>);
+/// Old text, new text, and the operations between them as JSON text.
+type Diffed = (Option<Arc<str>>, Arc<str>, String);
 
 fn address(text: &Arc<str>) -> usize {
     Arc::as_ptr(text) as *const u8 as usize
@@ -114,22 +159,20 @@ impl DiffCache {
         name: &str,
         old: Option<&Arc<str>>,
         new: &Arc<str>,
-        new_value: impl FnOnce() -> Value,
-    ) -> Vec<PatchOperation> {
+        new_value: impl FnOnce() -> Option<Arc<Value>>,
+    ) -> &str {
         let key = (old.map_or(0, address), address(new));
-        if let Some((_, _, ops)) = self.entries.get(&key) {
-            return ops.clone();
-        }
-        let wrap = |value: Value| Value::Object(Map::from_iter([(name.to_owned(), value)]));
-        let before = match old.map(|o| serde_json::from_str::<Value>(o)) {
-            Some(Ok(value)) => wrap(value),
+        let entry = self.entries.entry(key).or_insert_with(|| {
             // A text this module wrote always parses; without one the slice is new.
-            _ => Value::Object(Map::new()),
-        };
-        let ops = json_patch::diff(&before, &wrap(new_value())).0;
-        self.entries
-            .insert(key, (old.cloned(), new.clone(), ops.clone()));
-        ops
+            let before = old.and_then(|o| serde_json::from_str::<Value>(o).ok());
+            let after = new_value()
+                .or_else(|| serde_json::from_str::<Value>(new).ok().map(Arc::new))
+                .unwrap_or_default();
+            let mut ops = String::new();
+            diff::diff_slice(name, before.as_ref(), &after, &mut ops);
+            (old.cloned(), new.clone(), ops)
+        });
+        &entry.2
     }
 }
 
@@ -145,8 +188,9 @@ pub struct Projection {
 impl Projection {
     /// A projection built from the clear view held.
     pub fn build(key: &ProjectionKey, clear: &Slices, epoch: String) -> Result<Projection, String> {
-        let personal: Map<String, Value> = PERSONAL
+        let personal: Map<String, Value> = MASKED_SLICES
             .iter()
+            .chain(&NOTE_SLICES)
             .filter_map(|name| clear.get(*name).map(|text| (name, text)))
             .map(|(name, text)| {
                 serde_json::from_str(text)
@@ -155,7 +199,7 @@ impl Projection {
             })
             .collect::<Result<_, _>>()?;
         let mut slices = clear.clone();
-        for r in render(key, clear, &personal)? {
+        for r in Renderer::new(clear, &personal).render(key)? {
             slices.insert(r.name, r.text);
         }
         Ok(Projection {
@@ -167,24 +211,28 @@ impl Projection {
     }
 
     /// Takes the rendered slices and returns the operations that turn what the sessions held
-    /// into them (empty when nothing they see changed).
+    /// into them, as comma-separated JSON (empty when nothing they see changed).
     pub fn update(
         &mut self,
         rendered: Vec<Rendered>,
         values: &Map<String, Value>,
         cache: &mut DiffCache,
-    ) -> Vec<PatchOperation> {
-        let mut ops = Vec::new();
+    ) -> String {
+        let mut ops = String::new();
         for r in rendered {
             let old = self.slices.get(&r.name);
             let unchanged = old.is_some_and(|o| Arc::ptr_eq(o, &r.text) || **o == *r.text);
             if !unchanged {
                 let value = r.value;
-                ops.extend(cache.ops(&r.name, old, &r.text, || {
-                    value
-                        .or_else(|| values.get(&r.name).cloned())
-                        .unwrap_or(Value::Null)
-                }));
+                let slice_ops = cache.ops(&r.name, old, &r.text, || {
+                    value.or_else(|| values.get(&r.name).cloned().map(Arc::new))
+                });
+                if !slice_ops.is_empty() {
+                    if !ops.is_empty() {
+                        ops.push(',');
+                    }
+                    ops.push_str(slice_ops);
+                }
             }
             self.slices.insert(r.name, r.text);
         }
@@ -265,19 +313,18 @@ mod tests {
         let next = values(json!({"orders": {"items": [{"id": 2}, {"id": 1}]}}));
         store_clear(&mut clear, &next);
         let mut cache = DiffCache::default();
-        let a = p_admin.update(render(&admin, &clear, &next).unwrap(), &next, &mut cache);
-        let s = p_support.update(render(&support, &clear, &next).unwrap(), &next, &mut cache);
+        let mut renderer = Renderer::new(&clear, &next);
+        let a = p_admin.update(renderer.render(&admin).unwrap(), &next, &mut cache);
+        let s = p_support.update(renderer.render(&support).unwrap(), &next, &mut cache);
         assert_eq!(cache.entries.len(), 1, "the shared change is diffed once");
         assert!(!a.is_empty());
-        assert_eq!(
-            serde_json::to_value(&a).unwrap(),
-            serde_json::to_value(&s).unwrap()
-        );
+        assert_eq!(a, s);
         let mut held = json!({"orders": {"items": [{"id": 1}]}});
-        json_patch::patch(&mut held, &a).unwrap();
+        let ops: json_patch::Patch = serde_json::from_str(&format!("[{a}]")).unwrap();
+        json_patch::patch(&mut held, &ops).unwrap();
         assert_eq!(held["orders"], next["orders"]);
 
-        let again = p_admin.update(render(&admin, &clear, &next).unwrap(), &next, &mut cache);
+        let again = p_admin.update(renderer.render(&admin).unwrap(), &next, &mut cache);
         assert!(again.is_empty(), "an unchanged text gives no operation");
     }
 

@@ -20,7 +20,7 @@ use crate::db::DbPool;
 use crate::domain::masking::Masking;
 use crate::domain::roles::Role;
 use crate::realtime::event::ChangeEvent;
-use crate::realtime::held::{self, DiffCache, Projection, Slices};
+use crate::realtime::held::{self, DiffCache, Projection, Renderer, Slices};
 use crate::realtime::presence::{self, Viewer};
 use crate::realtime::projection::{ProjectionKey, private_authors_in};
 use crate::realtime::protocol::{self, Activity, Cause, ErrorCode, Since};
@@ -284,11 +284,12 @@ impl CustomerHub {
         let Some(clear) = self.clear.as_ref() else {
             return;
         };
+        let mut renderer = Renderer::new(clear, &values);
         for (key, projection) in &mut self.projections {
             if moved.contains(key) {
                 continue;
             }
-            let rendered = match held::render(key, clear, &values) {
+            let rendered = match renderer.render(key) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(customer = self.customer_id, error = %e, "rendering a projection failed");
@@ -304,7 +305,7 @@ impl CustomerHub {
                 self.customer_id,
                 &projection.epoch,
                 projection.version,
-                &json_patch::Patch(ops),
+                &ops,
                 causes,
             );
             projection.record(frame.clone());

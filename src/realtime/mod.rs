@@ -4,6 +4,7 @@
 //! `CustomerHub`s, which recompute the affected slices and send versioned JSON-Patch deltas to
 //! every `DashboardSession` watching.
 
+pub mod diff;
 pub mod event;
 pub mod held;
 pub mod hub;

@@ -92,7 +92,12 @@ impl OutboxRelay {
                 _ = &mut closed => anyhow::bail!("connection closed while following"),
             }
         }
-        client.batch_execute("LISTEN c360_change_events").await?;
+        // Published events leave dead entries in the pending index until vacuum; a plain
+        // index scan marks them dead as it passes (a bitmap scan never does), so every later
+        // poll skips them instead of re-reading thousands of heap pages.
+        client
+            .batch_execute("SET enable_bitmapscan = off; LISTEN c360_change_events")
+            .await?;
         client
             .execute(
                 "UPDATE outbox_relay_state SET leader = $1, updated_at = now()",

@@ -112,19 +112,26 @@ pub struct Cause {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A delta; `ops` are the patch's operations, already JSON text and comma-separated.
 pub fn delta_frame(
     customer_id: i64,
     epoch: &str,
     version: u64,
-    patch: &json_patch::Patch,
+    ops: &str,
     causes: &[Cause],
 ) -> ByteString {
-    json!({
+    let head = json!({
         "type": "delta", "customer_id": customer_id, "epoch": epoch, "version": version,
-        "base_version": version - 1, "patch": patch, "causes": causes,
+        "base_version": version - 1, "causes": causes,
     })
-    .to_string()
-    .into()
+    .to_string();
+    let mut out = String::with_capacity(head.len() + ops.len() + 16);
+    // `head` is an object: reopen it to append the patch.
+    out.push_str(&head[..head.len() - 1]);
+    out.push_str(r#","patch":["#);
+    out.push_str(ops);
+    out.push_str("]}");
+    out.into()
 }
 
 /// Parses a client frame, naming what is wrong.

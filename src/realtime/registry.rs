@@ -36,6 +36,9 @@ pub struct HubRegistry {
     redis_url: String,
     redis_prefix: String,
     hubs: HashMap<i64, Entry>,
+    /// Threads the hubs run on, one per core: a hub's diffing and serialising is the hot path
+    /// of every change, and one thread would cap a node at one core.
+    arbiters: Vec<actix::Arbiter>,
 }
 
 impl HubRegistry {
@@ -53,11 +56,16 @@ impl HubRegistry {
             redis_url: redis_url.to_owned(),
             redis_prefix: redis_prefix.to_owned(),
             hubs: HashMap::new(),
+            arbiters: Vec::new(),
         }
     }
 
     fn hub(&mut self, customer_id: i64) -> Option<&mut Entry> {
         let bus = self.bus.clone()?;
+        let arbiter = self
+            .arbiters
+            .get(customer_id.rem_euclid(self.arbiters.len().max(1) as i64) as usize)?
+            .handle();
         Some(self.hubs.entry(customer_id).or_insert_with(|| {
             let missed = Arc::new(AtomicBool::new(false));
             let presence =
@@ -68,8 +76,8 @@ impl HubRegistry {
                 bus,
                 presence,
                 missed.clone(),
-            )
-            .start();
+            );
+            let hub = CustomerHub::start_in_arbiter(&arbiter, move |_| hub);
             Entry {
                 hub,
                 sessions: 0,
@@ -96,7 +104,15 @@ impl Actor for HubRegistry {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(8192);
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        self.arbiters = (0..threads).map(|_| actix::Arbiter::new()).collect();
         self.bus = Some(RedisBus::new(&self.redis_url, &self.redis_prefix, ctx.address()).start());
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
     }
 }
 

@@ -205,20 +205,29 @@ impl DashboardSession {
     }
 }
 
+/// Whether the customer exists. A pool that stays exhausted through a burst of subscriptions
+/// (thousands of dashboards opening at once) is waited out a few times before the client is
+/// told to retry.
 async fn customer_exists(pool: &DbPool, customer_id: i64) -> Result<bool, String> {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|_| "the database is unavailable, retry shortly".to_owned())?;
-    let found: i64 = crate::db::schema::customers::table
-        .filter(crate::db::schema::customers::id.eq(customer_id))
-        .count()
-        .get_result(&mut conn)
-        .await
-        .map_err(|_| "the database is unavailable, retry shortly".to_owned())?;
-    Ok(found > 0)
+    const ATTEMPTS: u32 = 3;
+    for attempt in 1..=ATTEMPTS {
+        let Ok(mut conn) = pool.get().await else {
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+            }
+            continue;
+        };
+        let found: i64 = crate::db::schema::customers::table
+            .filter(crate::db::schema::customers::id.eq(customer_id))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .map_err(|_| "the database is unavailable, retry shortly".to_owned())?;
+        return Ok(found > 0);
+    }
+    Err("the database is unavailable, retry shortly".to_owned())
 }
 
 impl Actor for DashboardSession {
