@@ -80,6 +80,8 @@ impl Collector {
 }
 
 struct WriteRec {
+    customer: i64,
+    events: Vec<Uuid>,
     committed: Instant,
     remaining: Vec<u32>,
 }
@@ -105,6 +107,8 @@ pub struct Outcome {
     pub delta_frames: u64,
     pub snapshots: u64,
     pub sessions_gone: u64,
+    /// A few of the writes that never arrived, for diagnosis.
+    pub missing_examples: Vec<String>,
     /// Deliveries that arrived before the writer saw its commit return (timed as 1 µs).
     pub negative_clock: u64,
 }
@@ -166,6 +170,7 @@ pub fn start(plans: &[Plan], loss_timeout: u64) -> (Collector, Collected) {
             delta_frames: 0,
             snapshots: 0,
             sessions_gone: 0,
+            missing_examples: Vec::new(),
             negative_clock: 0,
         },
     };
@@ -212,6 +217,12 @@ impl State {
         }
         for w in &self.writes {
             self.outcome.missing += w.remaining.len() as u64;
+            if !w.remaining.is_empty() && self.outcome.missing_examples.len() < 5 {
+                self.outcome.missing_examples.push(format!(
+                    "customer {}: events {:?} never reached sessions {:?}",
+                    w.customer, w.events, w.remaining
+                ));
+            }
         }
         self.outcome
     }
@@ -284,6 +295,8 @@ impl State {
         self.outstanding
             .fetch_add(expected.len() as i64, Ordering::AcqRel);
         self.writes.push(WriteRec {
+            customer,
+            events: events.clone(),
             committed,
             remaining: expected,
         });

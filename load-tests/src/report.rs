@@ -47,6 +47,7 @@ pub struct Deliveries {
     pub delta_frames: u64,
     pub delta_frames_per_second: f64,
     pub negative_clock: u64,
+    pub missing_examples: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -112,6 +113,7 @@ impl Report {
             delta_frames: o.delta_frames,
             delta_frames_per_second: o.delta_frames as f64 / i.write_seconds.max(0.001),
             negative_clock: o.negative_clock,
+            missing_examples: o.missing_examples.clone(),
         };
         let peak = i
             .samples
@@ -262,6 +264,9 @@ impl Report {
             s.cpu_seconds,
             s.delta_frames_per_cpu_second
         );
+        for e in &d.missing_examples {
+            println!("  lost: {e}");
+        }
         let st = &self.session_stats;
         println!(
             "sessions        {} reconnects ({} resumed with since), {} gaps, {} subscriptions retried, {} slow-consumer notices, {} other error frames, {} failed",

@@ -14,13 +14,16 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::domain::segments::{self, Quintiles};
 use crate::view::insights;
 
-/// Event kinds whose changes feed health, churn or automatic segments. Notes, tags and
-/// segment assignments do not, which also keeps the pass from triggering itself.
-pub fn kind_feeds_derived_state(kind: &str) -> bool {
-    matches!(
-        kind,
-        "order" | "loyalty" | "ticket" | "marketing" | "session" | "profile"
-    )
+/// Whether a change event can alter health, churn or automatic segments. Notes, tags and
+/// segment assignments cannot, nor can the health and churn history rows this module writes
+/// itself (kind `profile`, but their entity is the history row, not the customer): that keeps
+/// the recompute from triggering itself.
+pub fn event_feeds_derived_state(kind: &str, entity_id: &str, customer_id: i64) -> bool {
+    match kind {
+        "order" | "loyalty" | "ticket" | "marketing" | "session" => true,
+        "profile" => entity_id == customer_id.to_string(),
+        _ => false,
+    }
 }
 
 /// Recomputes one customer's health, churn and automatic segments from the database and

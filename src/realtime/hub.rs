@@ -189,7 +189,12 @@ impl CustomerHub {
             )
             .await
             .map_err(|e| e.to_string())?;
-            Ok::<_, String>((view, slices, committed))
+            // What came back, which can be more than was asked (loaders share queries).
+            let loaded: Vec<Slice> = Slice::ALL
+                .into_iter()
+                .filter(|s| view.contains_key(s.name()))
+                .collect();
+            Ok::<_, String>((view, loaded, committed))
         };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
             act.recomputing = false;
@@ -202,7 +207,8 @@ impl CustomerHub {
                     if act.presence.changed {
                         act.sync_presence(ctx);
                     }
-                }Err(e) => {
+                }
+                Err(e) => {
                     tracing::warn!(customer = act.customer_id, error = %e, "recompute failed; retrying");
                     metrics::counter!("hub_recompute_failures_total").increment(1);
                     act.pending.extend(causes);
