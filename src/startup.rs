@@ -79,14 +79,13 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(derived::worker::QUEUE);
-        actix_web::rt::spawn(derived::worker::run(pool.clone(), derived_rx));
+        actix_web::rt::spawn(derived::worker::run(pool, derived_rx));
         actix_web::rt::spawn(
             OutboxRelay {
                 database_url: database_url.clone(),
                 redis,
                 redis_prefix: config.serve.redis_prefix.clone(),
                 node_id: format!("pid{}:{port}", std::process::id()),
-                pool,
                 derived: derived_tx,
             }
             .run(),

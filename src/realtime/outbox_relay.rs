@@ -15,8 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
-use crate::db::DbPool;
-use crate::derived::{self, event_feeds_derived_state};
+use crate::derived::event_feeds_derived_state;
 use crate::realtime::event::{ChangeEvent, channel};
 use crate::redis_link::RedisLink;
 use crate::view::cache;
@@ -40,17 +39,8 @@ pub struct OutboxRelay {
     pub redis: Arc<RedisLink>,
     pub redis_prefix: String,
     pub node_id: String,
-    /// Where derived state is recomputed before a batch goes out.
-    pub pool: DbPool,
-    /// The derived-state worker, for what is not recomputed inline.
     pub derived: mpsc::Sender<i64>,
 }
-
-/// Customers of one batch whose derived state is recomputed before it is published; a backlog
-/// beyond this goes to the worker, so the relay never falls behind its events.
-const INLINE_DERIVED: usize = 64;
-/// Of those, how many at once.
-const DERIVED_CONCURRENCY: usize = 4;
 
 impl OutboxRelay {
     /// Runs forever: leads when it can, follows otherwise, survives outages.
@@ -174,12 +164,6 @@ impl OutboxRelay {
                 source: "outbox".to_owned(),
             });
         }
-        let derived: BTreeSet<i64> = events
-            .iter()
-            .filter(|e| event_feeds_derived_state(&e.kind, &e.entity_id, e.customer_id))
-            .map(|e| e.customer_id)
-            .collect();
-        self.derive_first(derived).await;
         self.publish(&events).await.map_err(RelayError::Redis)?;
         let last = seqs.iter().copied().max().unwrap_or(0);
         tx.execute(
@@ -195,36 +179,18 @@ impl OutboxRelay {
         .await?;
         tx.commit().await?;
         metrics::counter!("outbox_events_published_total").increment(seqs.len() as u64);
-        Ok(events.len())
-    }
 
-    /// Recomputes the customers' health, churn and automatic segments before their events go
-    /// out. What that writes is committed by the time a hub hears of the batch, so the hub's
-    /// one reload shows the change with its consequences, and the derived events that follow
-    /// find themselves already applied. Failures and any backlog go to the worker.
-    async fn derive_first(&self, customers: BTreeSet<i64>) {
-        use futures_util::stream::{self, StreamExt};
-        let mut inline: Vec<i64> = customers.into_iter().collect();
-        let later = inline.split_off(inline.len().min(INLINE_DERIVED));
-        let failed: Vec<i64> = stream::iter(inline)
-            .map(|customer| async move {
-                let done = match self.pool.get().await {
-                    Ok(mut conn) => derived::recompute_customer(&mut conn, customer, Utc::now())
-                        .await
-                        .is_ok(),
-                    Err(_) => false,
-                };
-                (!done).then_some(customer)
-            })
-            .buffer_unordered(DERIVED_CONCURRENCY)
-            .filter_map(|failed| async move { failed })
-            .collect()
-            .await;
-        for customer in failed.into_iter().chain(later) {
+        let derived: BTreeSet<i64> = events
+            .iter()
+            .filter(|e| event_feeds_derived_state(&e.kind, &e.entity_id, e.customer_id))
+            .map(|e| e.customer_id)
+            .collect();
+        for customer in derived {
             if self.derived.try_send(customer).is_err() {
                 metrics::counter!("derived_recompute_dropped_total").increment(1);
             }
         }
+        Ok(events.len())
     }
 
     /// One pipeline: every event on its customer's channel, then each customer's cache

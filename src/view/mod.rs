@@ -92,19 +92,16 @@ impl Slice {
     }
 
     /// The slices a change event of `kind` can alter; an unknown kind alters everything.
-    /// Kinds that feed derived state also cover what the derived step rewrites (health and
-    /// churn history, of kind `profile`; automatic segments): the relay recomputes it before
-    /// publishing, so a hub's one reload shows the change with its consequences.
     pub fn affected_by(kind: &str) -> &'static [Slice] {
         use Slice::*;
         match kind {
             "order" => &[
-                Orders, Metrics, Health, Churn, Timeline, Analytics, Segments, Profile,
+                Orders, Metrics, Health, Churn, Timeline, Analytics, Segments,
             ],
-            "loyalty" => &[Loyalty, Health, Churn, Timeline, Segments, Profile],
-            "ticket" => &[Support, Health, Churn, Timeline, Segments, Profile],
-            "marketing" => &[Marketing, Health, Churn, Timeline, Segments, Profile],
-            "session" => &[Analytics, Health, Churn, Timeline, Segments, Profile],
+            "loyalty" => &[Loyalty, Health, Timeline],
+            "ticket" => &[Support, Health, Churn, Timeline],
+            "marketing" => &[Marketing, Health, Churn, Timeline],
+            "session" => &[Analytics, Health, Timeline],
             "note" => &[Notes, Timeline],
             "tag" => &[Tags, Timeline],
             "segment" => &[Segments, Marketing, Timeline],
