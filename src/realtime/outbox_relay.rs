@@ -28,6 +28,13 @@ pub const LEADER_RETRY: Duration = Duration::from_millis(1_000);
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Events published per transaction.
 const BATCH: i64 = 500;
+/// Polls look for pending events from this far below the highest sequence number published
+/// (the pending index keeps entries of published events until vacuum, and a scan from the
+/// start walks them all)…
+const SEQ_SLACK: i64 = 1_000;
+/// …and this often over the whole index, for a transaction that drew its sequence numbers
+/// long before it committed: late, but never lost.
+const FULL_SCAN: Duration = Duration::from_secs(1);
 /// Backoff bounds while Postgres or Redis is down.
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -108,9 +115,18 @@ impl OutboxRelay {
         metrics::gauge!("outbox_relay_leader").set(1.0);
 
         let mut backoff = MIN_BACKOFF;
+        let mut floor = 0;
+        let mut full_scan = tokio::time::Instant::now();
         let result = loop {
-            match self.publish_batch(&mut client).await {
-                Ok(n) => {
+            let from = if full_scan.elapsed() >= FULL_SCAN {
+                full_scan = tokio::time::Instant::now();
+                0
+            } else {
+                floor
+            };
+            match self.publish_batch(&mut client, from).await {
+                Ok((n, highest)) => {
+                    floor = floor.max(highest - SEQ_SLACK);
                     backoff = MIN_BACKOFF;
                     if n as i64 == BATCH {
                         continue;
@@ -134,21 +150,23 @@ impl OutboxRelay {
         result
     }
 
-    /// Publishes up to `BATCH` pending events; returns how many.
+    /// Publishes up to `BATCH` pending events numbered above `from`; returns how many, and
+    /// the highest sequence number published.
     async fn publish_batch(
         &self,
         client: &mut tokio_postgres::Client,
-    ) -> Result<usize, RelayError> {
+        from: i64,
+    ) -> Result<(usize, i64), RelayError> {
         let tx = client.transaction().await?;
         let rows = tx
             .query(
                 "SELECT seq, event_id, customer_id, kind, op, entity_id, at FROM change_events
-                 WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-                &[&BATCH],
+                 WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                &[&BATCH, &from],
             )
             .await?;
         if rows.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let mut seqs = Vec::with_capacity(rows.len());
         let mut events = Vec::with_capacity(rows.len());
@@ -190,7 +208,7 @@ impl OutboxRelay {
                 metrics::counter!("derived_recompute_dropped_total").increment(1);
             }
         }
-        Ok(events.len())
+        Ok((events.len(), last))
     }
 
     /// One pipeline: every event on its customer's channel, then each customer's cache
