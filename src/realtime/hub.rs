@@ -30,6 +30,8 @@ use crate::view::{self, Slice};
 
 /// How often stale sessions are offered a fresh snapshot, and the subscription retried.
 const TICK: Duration = Duration::from_millis(250);
+/// Least time between two presence syncs of a hub while viewers keep coming and going.
+const PRESENCE_SETTLE: Duration = Duration::from_millis(250);
 /// Wait before retrying a failed recompute.
 const RETRY: Duration = Duration::from_millis(500);
 /// How far before the previous load a load looks for committed events: a writing transaction
@@ -495,7 +497,13 @@ impl CustomerHub {
                 }
             }
             if act.presence.changed || std::mem::take(&mut act.presence.again) {
-                act.sync_presence(ctx);
+                // A burst of joins is announced a few times a second, not once per join to
+                // every viewer (which costs the square of the room's size).
+                act.presence.syncing = true;
+                ctx.run_later(PRESENCE_SETTLE, |act, ctx| {
+                    act.presence.syncing = false;
+                    act.sync_presence(ctx);
+                });
             }
         }));
     }
