@@ -197,7 +197,9 @@ impl Fleet {
                     )
                     .await?
                     .for_viewer(&h.plan.viewer, h.plan.role);
-                    cache.insert(key.clone(), serde_json::to_value(view)?);
+                    // Through JSON text, as the wire carries it: both sides then went through
+                    // the same float parsing, and only real differences remain.
+                    cache.insert(key.clone(), serde_json::from_str(&serde_json::to_string(&view)?)?);
                 }
                 let expected = &cache[&key];
                 let held = lock(&h.view);
@@ -231,22 +233,39 @@ impl Fleet {
 }
 
 fn describe(h: &Handle, held: Option<&Value>, expected: &Value) -> String {
-    let differing: Vec<&str> = match (held, expected.as_object()) {
-        (Some(Value::Object(held)), Some(expected)) => expected
-            .iter()
-            .filter(|(k, v)| held.get(*k) != Some(*v))
-            .map(|(k, _)| k.as_str())
-            .collect(),
-        _ => vec!["(no view held)"],
+    let difference = match held {
+        Some(held) => first_difference(held, expected, String::new()),
+        None => "no view held".to_owned(),
     };
     format!(
-        "session {} ({} as {}) on customer {}: differs in {}",
-        h.plan.index,
-        h.plan.viewer,
-        h.plan.role,
-        h.plan.customer,
-        differing.join(", ")
+        "session {} ({} as {}) on customer {}: {difference}",
+        h.plan.index, h.plan.viewer, h.plan.role, h.plan.customer,
     )
+}
+
+/// The first place two views differ, as a JSON pointer with both values.
+fn first_difference(held: &Value, expected: &Value, at: String) -> String {
+    match (held, expected) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get(k) {
+                    Some(w) if w == v => {}
+                    Some(w) => return first_difference(w, v, format!("{at}/{k}")),
+                    None => return format!("{at}/{k} missing"),
+                }
+            }
+            format!("{at}: held has extra keys")
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find(|(_, (x, y))| x != y)
+            .map_or_else(String::new, |(i, (x, y))| {
+                first_difference(x, y, format!("{at}/{i}"))
+            }),
+        _ => format!("{at}: held {held}, database {expected}"),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
