@@ -340,3 +340,111 @@ impl State {
             .push((since, us.min(u64::from(u32::MAX)) as u32));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use customer360::domain::roles::Role;
+
+    fn plan(index: u32, customer: i64, slow: bool) -> Plan {
+        Plan {
+            index,
+            customer,
+            viewer: format!("v{index}"),
+            role: Role::Admin,
+            url: String::new(),
+            slow,
+            keep_view: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_matched_timed_and_the_missing_ones_counted() {
+        let plans = [
+            plan(0, 1, false),
+            plan(1, 1, false),
+            plan(2, 1, true),
+            plan(3, 2, false),
+        ];
+        let (collector, collected) = start(&plans, 10);
+        let t0 = Instant::now();
+        collector.start_clock(t0);
+        for session in 0..4 {
+            collector.send(Msg::Snapshot { session, at: t0 });
+        }
+        let (a, b, derived) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let committed = t0 + Duration::from_millis(5);
+        // Session 0 sees the delta before the writer reported its commit; both count.
+        collector.send(Msg::Delta {
+            session: 0,
+            causes: vec![a, derived],
+            at: committed + Duration::from_millis(3),
+        });
+        collector.send(Msg::Write {
+            customer: 1,
+            events: vec![a, b],
+            started: t0 + Duration::from_millis(1),
+            committed,
+        });
+        // A second event of the same write does not count twice.
+        collector.send(Msg::Delta {
+            session: 0,
+            causes: vec![b],
+            at: committed + Duration::from_millis(9),
+        });
+        // Session 1 never gets it; session 2 is slow (not expected); session 3 watches another customer.
+        collector.send(Msg::Write {
+            customer: 2,
+            events: vec![],
+            started: t0,
+            committed,
+        });
+        let outcome = collected.finish(collector).await;
+        assert_eq!(outcome.writes, 2);
+        assert_eq!(outcome.no_op_writes, 1);
+        assert_eq!(outcome.expected, 2, "sessions 0 and 1; not the slow one");
+        assert_eq!(outcome.delivered, 1);
+        assert_eq!(outcome.missing, 1);
+        assert_eq!(outcome.lost(), 1);
+        assert_eq!(outcome.delta_frames, 2);
+        assert_eq!(outcome.latency.len(), 1);
+        let ms = outcome.latency.max() as f64 / 1000.0;
+        assert!(
+            (2.9..3.1).contains(&ms),
+            "timed from commit to arrival: {ms} ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn late_deliveries_are_lost_and_a_fresh_snapshot_covers_what_came_before_it() {
+        let plans = [plan(0, 1, false), plan(1, 1, false)];
+        let (collector, collected) = start(&plans, 1);
+        let t0 = Instant::now();
+        collector.start_clock(t0);
+        collector.send(Msg::Snapshot { session: 0, at: t0 });
+        collector.send(Msg::Snapshot { session: 1, at: t0 });
+        let e = Uuid::new_v4();
+        let committed = t0 + Duration::from_millis(1);
+        collector.send(Msg::Write {
+            customer: 1,
+            events: vec![e],
+            started: committed,
+            committed,
+        });
+        collector.send(Msg::Delta {
+            session: 0,
+            causes: vec![e],
+            at: committed + Duration::from_secs(2),
+        });
+        collector.send(Msg::Snapshot {
+            session: 1,
+            at: committed + Duration::from_millis(50),
+        });
+        let outcome = collected.finish(collector).await;
+        assert_eq!(
+            (outcome.late, outcome.missing, outcome.delivered),
+            (1, 0, 0)
+        );
+        assert_eq!(outcome.covered_by_snapshot, 1);
+    }
+}

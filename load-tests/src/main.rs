@@ -299,3 +299,27 @@ pub struct Plan {
     /// Keeps the view it holds, patch by patch (reconnect mode).
     pub keep_view: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        for url in [
+            "http://127.0.0.1:8360",
+            "ws://localhost/ws",
+            "postgres://postgres@127.0.0.1:5432/customer360",
+            "http://[::1]:8360/",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "http://10.0.0.5:8360",
+            "postgres://u@db.example.com/x",
+            "http://127.0.0.1.example.com",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
+}

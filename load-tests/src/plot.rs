@@ -14,6 +14,9 @@ static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// (second of the run, p50, p99, max in milliseconds).
 type Second = (u32, f64, f64, f64);
 
+/// A plotted series: its name, colour and value of a second.
+type Line = (&'static str, RGBColor, fn(&Second) -> f64);
+
 /// Per second of the run, the latency percentiles of the deliveries that arrived in it.
 pub fn per_second(outcome: &Outcome) -> Vec<Second> {
     let mut buckets: Vec<Vec<u32>> = Vec::new();
@@ -56,7 +59,7 @@ pub fn draw(path: &Path, title: &str, outcome: &Outcome, samples: &[Sample]) -> 
         .x_desc("seconds since the writes began")
         .y_desc("commit → delivery, ms (log)")
         .draw()?;
-    let lines: [(&str, RGBColor, fn(&Second) -> f64); 3] = [
+    let lines: [Line; 3] = [
         ("p50", BLUE, |s| s.1),
         ("p99", RGBColor(230, 120, 0), |s| s.2),
         ("max", RED, |s| s.3),

@@ -199,7 +199,10 @@ impl Fleet {
                     .for_viewer(&h.plan.viewer, h.plan.role);
                     // Through JSON text, as the wire carries it: both sides then went through
                     // the same float parsing, and only real differences remain.
-                    cache.insert(key.clone(), serde_json::from_str(&serde_json::to_string(&view)?)?);
+                    cache.insert(
+                        key.clone(),
+                        serde_json::from_str(&serde_json::to_string(&view)?)?,
+                    );
                 }
                 let expected = &cache[&key];
                 let held = lock(&h.view);

@@ -145,7 +145,9 @@ fn from_where(b: &mut Builder, f: &Filter) -> String {
         let mut arms = vec![
             format!("c.name ILIKE {like}"),
             format!("c.email ILIKE {like}"),
-            format!("c.id = ANY(ARRAY(SELECT customer_id FROM orders WHERE order_number = {exact}))"),
+            format!(
+                "c.id = ANY(ARRAY(SELECT customer_id FROM orders WHERE order_number = {exact}))"
+            ),
         ];
         let d = digits(q);
         let mut phone_score = "0".to_owned();
