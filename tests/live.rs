@@ -831,3 +831,63 @@ async fn collaboration_writes_reach_other_dashboards_masked_per_role() {
     );
     assert_eq!(watchers[0].2["profile"]["email"], "live@example.com");
 }
+
+#[actix_web::test]
+async fn an_event_committed_long_after_its_sequence_number_is_still_published() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let sql = app.db.sql().await;
+    let mut late = app.db.sql().await;
+    let pending = |subject: &'static str| {
+        let sql = &sql;
+        async move {
+            sql.query_one(
+                "SELECT count(*) FROM change_events e JOIN support_tickets t ON t.id::text = e.entity_id
+                 WHERE e.kind = 'ticket' AND e.published_at IS NULL AND t.subject LIKE $1",
+                &[&subject],
+            )
+            .await
+            .expect("pending")
+            .get::<_, i64>(0)
+        }
+    };
+    // The late transaction draws its sequence number first…
+    let tx = late.transaction().await.expect("begin");
+    tx.execute(
+        "INSERT INTO support_tickets (customer_id, subject) VALUES ($1, 'late one')",
+        &[&id],
+    )
+    .await
+    .expect("late insert");
+    // …then far more events than the relay's window commit and go out…
+    sql.execute(
+        "INSERT INTO support_tickets (customer_id, subject)
+         SELECT $1, 'crowd ' || g FROM generate_series(1, 2500) g",
+        &[&id],
+    )
+    .await
+    .expect("crowd");
+    let mut drained = false;
+    for _ in 0..150 {
+        if pending("crowd %").await == 0 {
+            drained = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(drained, "the crowd is published");
+    // …and only then the late one commits: it must still be published.
+    tx.commit().await.expect("commit");
+    let mut published = false;
+    for _ in 0..100 {
+        if pending("late one").await == 0 {
+            published = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        published,
+        "the late event is published (by the relay's periodic full scan)"
+    );
+}
