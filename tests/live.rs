@@ -867,27 +867,20 @@ async fn an_event_committed_long_after_its_sequence_number_is_still_published() 
     )
     .await
     .expect("crowd");
-    let mut drained = false;
-    for _ in 0..150 {
-        if pending("crowd %").await == 0 {
-            drained = true;
-            break;
+    let published = |subject: &'static str| async move {
+        for _ in 0..150 {
+            if pending(subject).await == 0 {
+                return true;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         }
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(drained, "the crowd is published");
+        false
+    };
+    assert!(published("crowd %").await, "the crowd is published");
     // …and only then the late one commits: it must still be published.
     tx.commit().await.expect("commit");
-    let mut published = false;
-    for _ in 0..100 {
-        if pending("late one").await == 0 {
-            published = true;
-            break;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
     assert!(
-        published,
+        published("late one").await,
         "the late event is published (by the relay's periodic full scan)"
     );
 }
