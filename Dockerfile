@@ -6,7 +6,9 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first, so a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+COPY load-tests/Cargo.toml load-tests/
+RUN mkdir -p src load-tests/src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > load-tests/src/main.rs \
     && cargo build --release --locked --bin customer360 || true
 COPY . .
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin customer360
