@@ -407,17 +407,16 @@ async fn run(
                             }
                         }
                         "error" => {
-                            let mut stats = lock(&shared.stats);
-                            stats.error_frames += 1;
-                            if frame.code.as_deref() == Some("slow_consumer") {
-                                stats.slow_consumer_notices += 1;
-                            } else if stats.first_errors.len() < 10 {
-                                stats.first_errors.push(format!(
-                                    "session {}: {} {}",
-                                    plan.index,
-                                    frame.code.unwrap_or_default(),
-                                    frame.message.unwrap_or_default()
-                                ));
+                            let code = frame.code.unwrap_or_default();
+                            let slow = code == "slow_consumer";
+                            {
+                                let mut stats = lock(&shared.stats);
+                                stats.error_frames += 1;
+                                stats.slow_consumer_notices += u64::from(slow);
+                            }
+                            if !slow {
+                                let message = frame.message.unwrap_or_default();
+                                record_error(&shared, &plan, &format!("{code} {message}"));
                             }
                         }
                         _ => {}

@@ -77,6 +77,26 @@ pub fn pong_frame() -> ByteString {
     ByteString::from_static(r#"{"type":"pong"}"#)
 }
 
+/// `head` (an object) with one more field, `field`, whose JSON text `write` appends: for
+/// parts that are already JSON text and need not be parsed and serialised again.
+fn with_raw_field(
+    head: serde_json::Value,
+    field: &str,
+    capacity: usize,
+    write: impl FnOnce(&mut String),
+) -> ByteString {
+    let head = head.to_string();
+    let mut out = String::with_capacity(head.len() + field.len() + capacity + 8);
+    // `head` is an object: reopen it before its closing brace.
+    out.push_str(&head[..head.len() - 1]);
+    out.push(',');
+    out.push_str(&serde_json::Value::from(field).to_string());
+    out.push(':');
+    write(&mut out);
+    out.push('}');
+    out.into()
+}
+
 /// A snapshot from the view's slices, each already JSON text: written out, not re-serialised.
 pub fn snapshot_frame<'a>(
     customer_id: i64,
@@ -85,22 +105,19 @@ pub fn snapshot_frame<'a>(
     slices: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> ByteString {
     let head =
-        json!({"type": "snapshot", "customer_id": customer_id, "epoch": epoch, "version": version})
-            .to_string();
-    let mut out = String::with_capacity(16 * 1024);
-    // `head` is an object: reopen it to append the view.
-    out.push_str(&head[..head.len() - 1]);
-    out.push_str(r#","view":{"#);
-    for (i, (name, text)) in slices.enumerate() {
-        if i > 0 {
-            out.push(',');
+        json!({"type": "snapshot", "customer_id": customer_id, "epoch": epoch, "version": version});
+    with_raw_field(head, "view", 16 * 1024, |out| {
+        out.push('{');
+        for (i, (name, text)) in slices.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::Value::from(name).to_string());
+            out.push(':');
+            out.push_str(text);
         }
-        out.push_str(&serde_json::Value::from(name).to_string());
-        out.push(':');
-        out.push_str(text);
-    }
-    out.push_str("}}");
-    out.into()
+        out.push('}');
+    })
 }
 
 /// One change event behind a delta.
@@ -123,15 +140,12 @@ pub fn delta_frame(
     let head = json!({
         "type": "delta", "customer_id": customer_id, "epoch": epoch, "version": version,
         "base_version": version - 1, "causes": causes,
+    });
+    with_raw_field(head, "patch", ops.len() + 2, |out| {
+        out.push('[');
+        out.push_str(ops);
+        out.push(']');
     })
-    .to_string();
-    let mut out = String::with_capacity(head.len() + ops.len() + 16);
-    // `head` is an object: reopen it to append the patch.
-    out.push_str(&head[..head.len() - 1]);
-    out.push_str(r#","patch":["#);
-    out.push_str(ops);
-    out.push_str("]}");
-    out.into()
 }
 
 /// Parses a client frame, naming what is wrong.
