@@ -234,15 +234,7 @@ impl CustomerHub {
         let now = Instant::now();
         self.applied
             .retain(|_, at| now.duration_since(*at) < APPLIED_MEMORY);
-        let mut causes: Vec<Cause> = batch
-            .into_iter()
-            .map(|e| Cause {
-                event_id: e.event_id,
-                kind: e.kind,
-                entity_id: e.entity_id,
-                at: e.at,
-            })
-            .collect();
+        let mut causes: Vec<Cause> = batch.into_iter().map(Cause::from).collect();
         for c in committed {
             if !self.applied.contains_key(&c.event_id)
                 && !causes.iter().any(|x| x.event_id == c.event_id)
@@ -250,12 +242,7 @@ impl CustomerHub {
                     .iter()
                     .all(|s| loaded.contains(s))
             {
-                causes.push(Cause {
-                    event_id: c.event_id,
-                    kind: c.kind,
-                    entity_id: c.entity_id,
-                    at: c.at,
-                });
+                causes.push(Cause::from(c));
             }
         }
         for c in &causes {

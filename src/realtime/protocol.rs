@@ -129,6 +129,29 @@ pub struct Cause {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+impl From<crate::realtime::event::ChangeEvent> for Cause {
+    fn from(e: crate::realtime::event::ChangeEvent) -> Cause {
+        Cause {
+            event_id: e.event_id,
+            kind: e.kind,
+            entity_id: e.entity_id,
+            at: e.at,
+        }
+    }
+}
+
+/// An event a reload found already in its snapshot.
+impl From<crate::view::Committed> for Cause {
+    fn from(c: crate::view::Committed) -> Cause {
+        Cause {
+            event_id: c.event_id,
+            kind: c.kind,
+            entity_id: c.entity_id,
+            at: c.at,
+        }
+    }
+}
+
 /// A delta; `ops` are the patch's operations, already JSON text and comma-separated.
 pub fn delta_frame(
     customer_id: i64,
