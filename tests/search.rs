@@ -116,6 +116,26 @@ fn results_match_and_nothing_is_missed() {
             assert_eq!(unique.len(), got.len(), "no customer twice across pages");
             assert_eq!(unique, expected, "query {query}");
             assert_eq!(total, expected.len() as i64);
+            // Pages concatenate in the order asked for: best score, highest lifetime value and
+            // newest last order first (no orders last), names A–Z.
+            for pair in items.windows(2) {
+                let (a, b) = (&pair[0], &pair[1]);
+                let ordered = match sort {
+                    "relevance" => a["score"].as_f64() >= b["score"].as_f64(),
+                    "lifetime_value" => a["lifetime_value_cents"].as_i64() >= b["lifetime_value_cents"].as_i64(),
+                    "last_order" => a["last_order_at"].as_str().unwrap_or("") >= b["last_order_at"].as_str().unwrap_or(""),
+                    _ => a["name"].as_str().map(str::to_lowercase) <= b["name"].as_str().map(str::to_lowercase),
+                };
+                assert!(ordered, "{sort}: {a} then {b}");
+            }
+            for item in &items {
+                let score = item["score"].as_f64().unwrap_or(-1.0);
+                if needle.is_empty() {
+                    assert_eq!(score, 0.0);
+                } else {
+                    assert!(score > 0.0 && score <= 1.0, "score {score}");
+                }
+            }
         });
     });
 }
@@ -171,6 +191,79 @@ async fn phone_digits_order_numbers_and_bad_parameters() {
             "{query}"
         );
     }
+}
+
+#[actix_web::test]
+async fn relevance_ranks_exact_then_word_starts_then_shorter_matches_and_follows_renames() {
+    let app = spawn_app().await;
+    let sql = app.db.sql().await;
+    let mut ids = Vec::new();
+    for (name, email) in [
+        ("Ashlee Moss", "am@example.com"),
+        ("Lee", "l@example.com"),
+        ("Ann Lee", "al@example.com"),
+        ("Bo Smith", "lee.bo@example.com"),
+    ] {
+        let id: i64 = sql
+            .query_one(
+                "INSERT INTO customers (name, email) VALUES ($1, $2) RETURNING id",
+                &[&name, &email],
+            )
+            .await
+            .expect("customer")
+            .get(0);
+        ids.push(id);
+    }
+    let found = |page: &Value| -> Vec<(i64, f64)> {
+        page["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i["id"].as_i64().unwrap_or(0),
+                            i["score"].as_f64().unwrap_or(0.0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let page = app
+        .get("/api/admin/customers/search?q=LEE", Role::Admin)
+        .await
+        .json();
+    let ranked = found(&page);
+    // "Lee" is exact (1); "Ann Lee" has a word starting with it (0.2 + 0.6·3/7 + 0.2);
+    // lee.bo@… starts with it (0.2 + 0.6·3/18 + 0.2); "Ashlee Moss" only contains it.
+    assert_eq!(
+        ranked.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![ids[1], ids[2], ids[3], ids[0]]
+    );
+    assert_eq!(ranked[0].1, 1.0);
+    assert!((ranked[1].1 - (0.4 + 0.6 * 3.0 / 7.0)).abs() < 1e-9);
+    assert!((ranked[3].1 - (0.2 + 0.6 * 3.0 / 11.0)).abs() < 1e-9);
+    assert_eq!(page["total"], 4);
+
+    // The search copy follows renames and new emails.
+    sql.execute(
+        "UPDATE customers SET name = 'Ashley Moss', email = 'ASA@Example.com' WHERE id = $1",
+        &[&ids[0]],
+    )
+    .await
+    .expect("rename");
+    let page = app
+        .get("/api/admin/customers/search?q=lee", Role::Admin)
+        .await
+        .json();
+    assert_eq!(page["total"], 3);
+    assert!(!found(&page).iter().any(|(id, _)| *id == ids[0]));
+    let page = app
+        .get("/api/admin/customers/search?q=asa%40", Role::Admin)
+        .await
+        .json();
+    assert_eq!(found(&page).first().map(|f| f.0), Some(ids[0]));
 }
 
 #[actix_web::test]

@@ -144,6 +144,16 @@ async fn seeded_data_obeys_the_rules() {
         0
     );
     assert_eq!(check("SELECT count(*) FROM customers c WHERE NOT EXISTS (SELECT 1 FROM customer_stats s WHERE s.customer_id = c.id)").await, 0);
+    // Every customer is searchable by its lowercased name and email and its phone digits.
+    assert_eq!(
+        check(
+            "SELECT count(*) FROM customers c LEFT JOIN customer_search s ON s.customer_id = c.id
+             WHERE s.name_lc IS DISTINCT FROM lower(c.name) OR s.email_lc IS DISTINCT FROM lower(c.email)
+                OR s.phone_digits IS DISTINCT FROM c.phone_digits"
+        )
+        .await,
+        0
+    );
     // Loyalty balances are their ledger's sum, never negative, lifetime = earned points.
     assert_eq!(
         check(

@@ -22,9 +22,13 @@ pub fn build_pool(database_url: &str, config: &PoolConfig) -> anyhow::Result<DbP
     manager_config.custom_setup = Box::new(move |url| {
         Box::pin(async move {
             let mut conn = AsyncPgConnection::establish(url).await?;
-            conn.batch_execute(&format!("SET statement_timeout = {statement_timeout_ms}"))
-                .await
-                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            // JIT compiles a plan above a cost threshold (~25 ms for a broad search): a loss
+            // for queries that run for milliseconds.
+            conn.batch_execute(&format!(
+                "SET statement_timeout = {statement_timeout_ms}; SET jit = off"
+            ))
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(conn)
         })
     });

@@ -358,6 +358,7 @@ diesel::joinable!(category_views -> product_categories (category_id));
 diesel::joinable!(customer_tag_assignments -> customer_tags (tag_id));
 diesel::joinable!(customer_segment_assignments -> customer_segments (segment_id));
 diesel::joinable!(customer_stats -> customers (customer_id));
+diesel::joinable!(customer_search -> customers (customer_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -384,6 +385,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_outbox,
     idempotency_keys,
     customer_stats,
+    customer_search,
     change_events,
     outbox_relay_state,
     segment_thresholds,
@@ -394,5 +396,14 @@ diesel::table! {
         id -> Bool,
         quintiles -> Jsonb,
         computed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    customer_search (customer_id) {
+        customer_id -> Int8,
+        name_lc -> Text,
+        email_lc -> Text,
+        phone_digits -> Text,
     }
 }

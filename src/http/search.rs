@@ -2,8 +2,11 @@
 //! role. Bad parameters (min above max, unknown tier, malformed dates or numbers) are a 422
 //! naming the parameter.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
+use deadpool::managed::Timeouts;
 use serde::{Deserialize, Serialize};
 
 use crate::db::enums::LoyaltyTier;
@@ -190,7 +193,24 @@ pub async fn search(
     admin.require(Permission::ViewCustomer)?;
     let (filter, sort, after, limit) = q.parse()?;
     let mut conn = state.pool.get().await?;
-    let (mut rows, total) = search::search(&mut conn, &filter, sort, after.as_ref(), limit).await?;
+    // The page and the total each read every match of a broad query (a fifth of all customers
+    // for `q=example.co.uk`: ~25 ms each): on two connections they run side by side. Only an
+    // idle or creatable connection is borrowed for the count, so a busy pool never makes a
+    // search wait for a second one.
+    let now = Timeouts {
+        wait: Some(Duration::ZERO),
+        ..state.pool.timeouts()
+    };
+    let (mut rows, total) = match state.pool.timeout_get(&now).await {
+        Ok(mut second) => tokio::try_join!(
+            search::page(&mut conn, &filter, sort, after.as_ref(), limit),
+            search::count(&mut second, &filter),
+        )?,
+        Err(_) => (
+            search::page(&mut conn, &filter, sort, after.as_ref(), limit).await?,
+            search::count(&mut conn, &filter).await?,
+        ),
+    };
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()
