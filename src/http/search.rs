@@ -197,11 +197,11 @@ pub async fn search(
     // for `q=example.co.uk`: ~25 ms each): on two connections they run side by side. Only an
     // idle or creatable connection is borrowed for the count, so a busy pool never makes a
     // search wait for a second one.
-    let now = Timeouts {
+    let no_wait = Timeouts {
         wait: Some(Duration::ZERO),
         ..state.pool.timeouts()
     };
-    let (mut rows, total) = match state.pool.timeout_get(&now).await {
+    let (mut rows, total) = match state.pool.timeout_get(&no_wait).await {
         Ok(mut second) => tokio::try_join!(
             search::page(&mut conn, &filter, sort, after.as_ref(), limit),
             search::count(&mut second, &filter),
