@@ -524,7 +524,36 @@ async fn presence_is_shared_across_nodes_joins_and_leaves() {
     })
     .await;
 
+    // The same admin in a second tab is still one viewer: typing while any tab is, viewing
+    // once the typing tab has gone.
+    let mut bob_again = connect(&app, Role::Support).await;
+    send(
+        &mut bob_again,
+        json!({"type": "subscribe", "customer_id": id}),
+    )
+    .await;
+    next_of(&mut bob_again, "snapshot").await;
+    let one_each = |v: &[Value]| {
+        let admins: std::collections::BTreeSet<_> =
+            v.iter().map(|x| x["admin_id"].to_string()).collect();
+        assert_eq!(admins.len(), v.len(), "one entry per admin: {v:?}");
+    };
+    // The new tab is told who is there although the list did not change.
+    let seen = presence_until(&mut bob_again, |v| {
+        one_each(v);
+        !v.is_empty()
+    })
+    .await;
+    assert_eq!(seen.len(), 2, "{seen:?}");
     bob.close(None).await.expect("close");
+    presence_until(&mut ann, |v| {
+        one_each(v);
+        v.iter()
+            .any(|x| x["admin_id"] == "support-1" && x["activity"] == "viewing")
+    })
+    .await;
+
+    bob_again.close(None).await.expect("close");
     presence_until(&mut ann, |v| v.len() == 1).await;
 }
 

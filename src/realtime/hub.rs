@@ -46,6 +46,9 @@ struct Member {
     out: mpsc::Sender<ByteString>,
     /// The queue overflowed: deltas stop until a fresh snapshot got through.
     stale: bool,
+    /// Has been sent the viewers list (a second tab of an admin already shown joins without
+    /// changing it, and must still be told who is there).
+    told_presence: bool,
 }
 
 pub struct CustomerHub {
@@ -418,6 +421,7 @@ impl CustomerHub {
             viewer,
             out: join.out,
             stale: false,
+            told_presence: false,
         };
         match replay {
             Some(frames) => {
@@ -471,14 +475,24 @@ impl CustomerHub {
         ctx.spawn(sync.into_actor(self).map(|result, act, ctx| {
             act.presence.syncing = false;
             match result {
-                Ok(viewers) if viewers != act.presence.shown => {
-                    let frame = protocol::presence_frame(act.customer_id, &viewers);
-                    for member in act.members.values_mut().filter(|m| !m.stale) {
-                        deliver(member, frame.clone());
+                Ok(viewers) => {
+                    let moved = viewers != act.presence.shown;
+                    if moved {
+                        act.presence.shown = viewers;
                     }
-                    act.presence.shown = viewers;
+                    let mut to = act
+                        .members
+                        .values_mut()
+                        .filter(|m| !m.stale && (moved || !m.told_presence))
+                        .peekable();
+                    if to.peek().is_some() {
+                        let frame = protocol::presence_frame(act.customer_id, &act.presence.shown);
+                        for member in to {
+                            deliver(member, frame.clone());
+                            member.told_presence = true;
+                        }
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "presence sync failed; the next refresh retries")
                 }
