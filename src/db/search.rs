@@ -136,7 +136,7 @@ struct Matches {
 }
 
 impl Matches {
-    fn from_where(&self) -> String {
+    fn sql_from_where(&self) -> String {
         let mut sql = " FROM customer_search cs".to_owned();
         if self.customers {
             sql.push_str(" JOIN customers c ON c.id = cs.customer_id");
@@ -282,7 +282,7 @@ pub async fn count(conn: &mut AsyncPgConnection, f: &Filter) -> QueryResult<i64>
         binds: Vec::new(),
     };
     let m = matches(&mut count, f);
-    count.push(&format!("SELECT count(*) AS total{}", m.from_where()));
+    count.push(&format!("SELECT count(*) AS total{}", m.sql_from_where()));
     Ok(count.query().get_result::<Total>(conn).await?.total)
 }
 
@@ -324,7 +324,7 @@ pub async fn page(
          FROM (SELECT * FROM (
                  SELECT cs.customer_id AS id, {score} AS score, {value} AS sort_value{from_where}) r",
         score = m.score,
-        from_where = m.from_where(),
+        from_where = m.sql_from_where(),
     ));
     let op = if descending { "<" } else { ">" };
     if let Some(after) = after {
