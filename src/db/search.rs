@@ -84,6 +84,7 @@ struct Total {
 }
 
 /// SQL text with numbered placeholders and their values, built together.
+#[derive(Default)]
 struct Builder {
     sql: String,
     binds: Vec<Bind>,
@@ -277,10 +278,7 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
 
 /// How many customers match, over all pages.
 pub async fn count(conn: &mut AsyncPgConnection, f: &Filter) -> QueryResult<i64> {
-    let mut count = Builder {
-        sql: String::new(),
-        binds: Vec::new(),
-    };
+    let mut count = Builder::default();
     let m = matches(&mut count, f);
     count.push(&format!("SELECT count(*) AS total{}", m.sql_from_where()));
     Ok(count.query().get_result::<Total>(conn).await?.total)
@@ -297,10 +295,7 @@ pub async fn page(
     after: Option<&After>,
     limit: i64,
 ) -> QueryResult<Vec<Row>> {
-    let mut page = Builder {
-        sql: String::new(),
-        binds: Vec::new(),
-    };
+    let mut page = Builder::default();
     let mut m = matches(&mut page, f);
     // (sort value over the matching rows — relevance sorts by the score itself —, the value
     // the page is ordered and cut by, direction, cast of a cursor key). A key travels in the
