@@ -126,18 +126,33 @@ fn digits(s: &str) -> String {
 }
 
 /// What a search matches: its conditions on `customer_search cs` (and `customers c`,
-/// `customer_stats s`, `loyalty_accounts la` when a condition or the sort reads them) and its
-/// relevance expression.
+/// `customer_stats s`, `loyalty_accounts la` when a condition or the sort reads them), its
+/// relevance expression, and the ways a text can match, for ranking by relevance.
 struct Matches {
+    /// Any of the ways the text matches, when there is a text.
+    text: Option<String>,
     conditions: Vec<String>,
     score: String,
+    arms: Vec<Arm>,
     customers: bool,
     stats: bool,
     loyalty: bool,
 }
 
+/// One way a text can match (the name starts a word with it, the email contains it, …) and the
+/// order in which such matches score from best to worst. A row's score is the best of its ways,
+/// so the best `n` rows of a search are among the best `n` of each way: ranking reads a few
+/// rows per way instead of scoring every match, which a broad query (`q=example`: every
+/// customer) made cost a scan of the whole table per page.
+struct Arm {
+    condition: String,
+    best_first: &'static str,
+}
+
 impl Matches {
-    fn sql_from_where(&self) -> String {
+    /// FROM and WHERE of the matches; without the text's condition when `text` is false (the
+    /// filters alone, which an [`Arm`] adds its way of matching to).
+    fn sql_from_where(&self, text: bool) -> String {
         let mut sql = " FROM customer_search cs".to_owned();
         if self.customers {
             sql.push_str(" JOIN customers c ON c.id = cs.customer_id");
@@ -149,7 +164,8 @@ impl Matches {
             sql.push_str(" LEFT JOIN loyalty_accounts la ON la.customer_id = cs.customer_id");
         }
         sql.push_str(" WHERE true");
-        for c in &self.conditions {
+        let text = self.text.as_ref().filter(|_| text);
+        for c in text.into_iter().chain(&self.conditions) {
             sql.push_str(" AND ");
             sql.push_str(c);
         }
@@ -163,13 +179,16 @@ impl Matches {
 /// match scores 1. Cheap on purpose: a broad query scores every match, and trigram `similarity`
 /// cost 120 ms for the 20,000 of `q=example.co.uk`. The arithmetic is float8 throughout (a bare
 /// `0.2` is numeric: 15 ms more for those rows).
+///
+/// Coverage is measured in bytes: `octet_length` is free where `length` counts characters (10 ms
+/// per 100,000 rows), and it lets [`Arm`]s walk matches by an index on the column's byte length.
 fn text_score(column: &str, needle: &str, word: Option<&str>) -> String {
     let word = word
         .map(|w| format!(" OR strpos({column}, {w}) > 0"))
         .unwrap_or_default();
     format!(
         "CASE WHEN strpos({column}, {needle}) = 0 THEN 0::float8 ELSE 0.2::float8
-           + 0.6::float8 * length({needle}) / length({column})
+           + 0.6::float8 * octet_length({needle}) / octet_length({column})
            + CASE WHEN starts_with({column}, {needle}){word} THEN 0.2::float8 ELSE 0::float8 END
          END"
     )
@@ -177,19 +196,22 @@ fn text_score(column: &str, needle: &str, word: Option<&str>) -> String {
 
 fn matches(b: &mut Builder, f: &Filter) -> Matches {
     let mut m = Matches {
+        text: None,
         conditions: Vec::new(),
         score: "0::float8".to_owned(),
+        arms: Vec::new(),
         customers: false,
         stats: false,
         loyalty: false,
     };
     if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let like = b.param(Bind::Text(format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        )));
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let like = b.param(Bind::Text(format!("%{escaped}%")));
+        let starts = b.param(Bind::Text(format!("{escaped}%")));
+        let word_starts = b.param(Bind::Text(format!("% {escaped}%")));
         let exact = b.param(Bind::Text(q.to_owned()));
         // Folded to constants when the statement is planned for its parameters (as each search
         // is): the needle is lowercased once, not in every row's score.
@@ -207,14 +229,47 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
             format!("cs.customer_id = {ordered}"),
         ];
         let d = digits(q);
+        let by_name_length = "octet_length(cs.name_lc), cs.customer_id DESC";
+        let by_email_length = "octet_length(cs.email_lc), cs.customer_id DESC";
+        // Within one way every match scores the same but for its length (shorter is covered
+        // more): so its best come first in the order of the length indexes. Starting a column or
+        // word adds a bonus, so those matches are a way of their own.
+        m.arms = vec![
+            Arm {
+                condition: format!(
+                    "(cs.name_lc LIKE lower({starts}) OR cs.name_lc LIKE lower({word_starts}))"
+                ),
+                best_first: by_name_length,
+            },
+            Arm {
+                condition: format!("cs.name_lc LIKE lower({like})"),
+                best_first: by_name_length,
+            },
+            Arm {
+                condition: format!("cs.email_lc LIKE lower({starts})"),
+                best_first: by_email_length,
+            },
+            Arm {
+                condition: format!("cs.email_lc LIKE lower({like})"),
+                best_first: by_email_length,
+            },
+            Arm {
+                condition: format!("cs.customer_id = {ordered}"),
+                best_first: "cs.customer_id DESC",
+            },
+        ];
         let mut phone_score = "0".to_owned();
         if d.len() >= 3 {
             let phone = b.param(Bind::Text(format!("%{d}%")));
             arms.push(format!("cs.phone_digits LIKE {phone}"));
+            m.arms.push(Arm {
+                condition: format!("cs.phone_digits LIKE {phone}"),
+                best_first: "cs.customer_id DESC",
+            });
             phone_score =
                 format!("CASE WHEN cs.phone_digits LIKE {phone} THEN 0.9::float8 ELSE 0 END");
         }
-        m.conditions.push(format!("({})", arms.join(" OR ")));
+        m.text = Some(format!("({})", arms.join(" OR ")));
         m.score = format!(
             "greatest({}, {}, {phone_score},
               CASE WHEN cs.customer_id = {ordered} THEN 1::float8 ELSE 0 END)",
@@ -276,21 +331,71 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
     m
 }
 
+/// How many customers a search is expected to match, which decides how it is best run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breadth {
+    /// Few enough to score every match, and likely to fit on one page.
+    Few,
+    Many,
+}
+
+/// Above how many estimated matches relevance is ranked from the best few rows of each way of
+/// matching ([`Arm`]) rather than by scoring every match. Few matches score in a millisecond or
+/// two; and a text too short for a trigram (`qx`) matching few customers has no index to serve
+/// its ways, so each way would be a scan of the table of its own where scoring needs one. (1,000
+/// is also about the finest step of Postgres's estimate: 1 % of its 100-value sample.)
+const RANK_BY_ARMS_ABOVE: f64 = 1_000.0;
+
+#[derive(diesel::QueryableByName)]
+struct Plan {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    plan: String,
+}
+
+/// The breadth of a text search from Postgres's estimate of its matches (its statistics: no
+/// rows are read, ~1 ms of planning). A search without text is `Many`: its filters have indexes
+/// of their own and it is run as it always was.
+pub async fn breadth(conn: &mut AsyncPgConnection, f: &Filter) -> QueryResult<Breadth> {
+    let mut explain = Builder::default();
+    let m = matches(&mut explain, f);
+    if m.text.is_none() {
+        return Ok(Breadth::Many);
+    }
+    explain.push(&format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1{}",
+        m.sql_from_where(true)
+    ));
+    let plan = explain.query().get_result::<Plan>(conn).await?.plan;
+    let rows = serde_json::from_str::<serde_json::Value>(&plan)
+        .ok()
+        .and_then(|v| v[0]["Plan"]["Plan Rows"].as_f64());
+    // An unreadable plan only costs the choice of the cheaper way to run it, never the result.
+    Ok(match rows {
+        Some(rows) if rows > RANK_BY_ARMS_ABOVE => Breadth::Many,
+        _ => Breadth::Few,
+    })
+}
+
 /// How many customers match, over all pages.
 pub async fn count(conn: &mut AsyncPgConnection, f: &Filter) -> QueryResult<i64> {
     let mut count = Builder::default();
     let m = matches(&mut count, f);
-    count.push(&format!("SELECT count(*) AS total{}", m.sql_from_where()));
+    count.push(&format!(
+        "SELECT count(*) AS total{}",
+        m.sql_from_where(true)
+    ));
     Ok(count.query().get_result::<Total>(conn).await?.total)
 }
 
 /// One page: newest sort key first (best score first for relevance), or names A–Z.
 ///
 /// The matches are found and ordered with only the tables their conditions and sort read; the
-/// page's rows alone are then joined to their stats and tier for display.
+/// page's rows alone are then joined to their stats and tier for display. Relevance over
+/// `Many` matches is ranked from the best rows of each [`Arm`].
 pub async fn page(
     conn: &mut AsyncPgConnection,
     f: &Filter,
+    breadth: Breadth,
     sort: Sort,
     after: Option<&After>,
     limit: i64,
@@ -312,6 +417,38 @@ pub async fn page(
         Sort::Name => ("cs.name_lc", "sort_value", false, "::text"),
     };
     m.stats |= matches!(sort, Sort::LifetimeValue | Sort::LastOrder);
+    let op = if descending { "<" } else { ">" };
+    let cursor = after.map(|after| {
+        let k = page.param(Bind::Text(after.key.clone()));
+        let id = page.param(Bind::Int(after.id));
+        (k, id)
+    });
+    let lim = page.param(Bind::Int(limit + 1));
+    let by_arms = sort == Sort::Relevance && !m.arms.is_empty() && breadth == Breadth::Many;
+    let from_where = if by_arms {
+        let after_cursor = cursor
+            .as_ref()
+            .map(|(k, id)| format!(" AND ({}, cs.customer_id) < ({k}::float8, {id})", m.score))
+            .unwrap_or_default();
+        let filters = m.sql_from_where(false);
+        let arms: Vec<String> = m
+            .arms
+            .iter()
+            .map(|arm| {
+                format!(
+                    "(SELECT cs.customer_id{filters}{after_cursor} AND {}
+                      ORDER BY {} LIMIT {lim})",
+                    arm.condition, arm.best_first
+                )
+            })
+            .collect();
+        format!(
+            " FROM customer_search cs WHERE cs.customer_id IN ({})",
+            arms.join(" UNION ALL ")
+        )
+    } else {
+        m.sql_from_where(true)
+    };
     page.push(&format!(
         "SELECT c.id, c.name, c.email, c.phone, c.created_at, s.lifetime_value_cents,
                 s.order_count::bigint AS order_count, s.last_order_at, la.tier::text AS tier,
@@ -319,18 +456,13 @@ pub async fn page(
          FROM (SELECT * FROM (
                  SELECT cs.customer_id AS id, {score} AS score, {value} AS sort_value{from_where}) r",
         score = m.score,
-        from_where = m.sql_from_where(),
     ));
-    let op = if descending { "<" } else { ">" };
-    if let Some(after) = after {
-        let k = page.param(Bind::Text(after.key.clone()));
-        let id = page.param(Bind::Int(after.id));
+    if let Some((k, id)) = &cursor {
         page.push(&format!(
             " WHERE (r.{order_value}, r.id) {op} ({k}{cast}, {id})"
         ));
     }
     let direction = if descending { "DESC" } else { "ASC" };
-    let lim = page.param(Bind::Int(limit + 1));
     page.push(&format!(
         " ORDER BY r.{order_value} {direction}, r.id {direction} LIMIT {lim}) m
          JOIN customers c ON c.id = m.id

@@ -1,0 +1,4 @@
+DROP INDEX customer_search_email_length;
+DROP INDEX customer_search_name_length;
+DROP INDEX customer_search_email_prefix;
+DROP INDEX customer_search_name_prefix;
