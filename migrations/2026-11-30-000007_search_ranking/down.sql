@@ -1,3 +1,5 @@
+DROP INDEX customer_stats_last_order_or_never;
+DROP INDEX customer_search_name_order;
 DROP INDEX customer_search_email_length;
 DROP INDEX customer_search_name_length;
 DROP INDEX customer_search_email_prefix;
