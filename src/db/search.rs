@@ -334,17 +334,22 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
 /// How many customers a search is expected to match, which decides how it is best run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Breadth {
-    /// Few enough to score every match, and likely to fit on one page.
+    /// Likely to fit on its first page, which then is its total.
+    OnePage,
+    /// Few enough to score every match.
     Few,
+    /// Ranked by relevance from each way's best rows.
     Many,
 }
 
 /// Above how many estimated matches relevance is ranked from the best few rows of each way of
-/// matching ([`Arm`]) rather than by scoring every match. Few matches score in a millisecond or
-/// two; and a text too short for a trigram (`qx`) matching few customers has no index to serve
-/// its ways, so each way would be a scan of the table of its own where scoring needs one. (1,000
-/// is also about the finest step of Postgres's estimate: 1 % of its 100-value sample.)
-const RANK_BY_ARMS_ABOVE: f64 = 1_000.0;
+/// matching ([`Arm`]) rather than by scoring every match. A few thousand matches score in a few
+/// milliseconds, while a way's walk reads about (page size ÷ share of rows matching) rows, which
+/// grows long for rare matches and for filters the estimate takes as independent of the text
+/// (`q=sophia&tier=silver&orders_min=3`, ~1,200 expected: walks of 12,000 rows, 33 ms, against
+/// 10 ms scoring them all). And a text too short for a trigram (`qx`) matching few customers has
+/// no index to serve its ways: each way would be a scan of the table where scoring needs one.
+const RANK_BY_ARMS_ABOVE: f64 = 5_000.0;
 
 #[derive(diesel::QueryableByName)]
 struct Plan {
@@ -352,10 +357,10 @@ struct Plan {
     plan: String,
 }
 
-/// The breadth of a text search from Postgres's estimate of its matches (its statistics: no
-/// rows are read, ~1 ms of planning). A search without text is `Many`: its filters have indexes
-/// of their own and it is run as it always was.
-pub async fn breadth(conn: &mut AsyncPgConnection, f: &Filter) -> QueryResult<Breadth> {
+/// The breadth of a text search shown `limit` rows a page, from Postgres's estimate of its
+/// matches (its statistics: no rows are read, ~1 ms of planning). A search without text is
+/// `Many`: its filters have indexes of their own and it is run as it always was.
+pub async fn breadth(conn: &mut AsyncPgConnection, f: &Filter, limit: i64) -> QueryResult<Breadth> {
     let mut explain = Builder::default();
     let m = matches(&mut explain, f);
     if m.text.is_none() {
@@ -372,7 +377,9 @@ pub async fn breadth(conn: &mut AsyncPgConnection, f: &Filter) -> QueryResult<Br
     // An unreadable plan only costs the choice of the cheaper way to run it, never the result.
     Ok(match rows {
         Some(rows) if rows > RANK_BY_ARMS_ABOVE => Breadth::Many,
-        _ => Breadth::Few,
+        // Postgres never expects fewer than a handful of rows, so a rare text is a page's worth.
+        Some(rows) if rows > (2 * limit) as f64 => Breadth::Few,
+        _ => Breadth::OnePage,
     })
 }
 

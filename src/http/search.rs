@@ -193,20 +193,20 @@ pub async fn search(
     admin.require(Permission::ViewCustomer)?;
     let (filter, sort, after, limit) = q.parse()?;
     let mut conn = state.pool.get().await?;
-    let breadth = search::breadth(&mut conn, &filter).await?;
+    let breadth = search::breadth(&mut conn, &filter, limit).await?;
     let page = |conn| search::page(conn, &filter, breadth, sort, after.as_ref(), limit);
     // The total of a broad query reads every match (all 100,000 for `q=example`: ~25 ms), so it
     // is counted on a second connection while the page runs. Only an idle or creatable
     // connection is borrowed for it, so a busy pool never makes a search wait for a second one.
-    // A narrow query's first page usually holds every match, and then is its total: counting
+    // A rare text's first page usually holds every match, and then is its total: counting
     // would repeat the page's work (a scan of the table for `q=qx`, too short for a trigram).
     let no_wait = Timeouts {
         wait: Some(Duration::ZERO),
         ..state.pool.timeouts()
     };
     let second = match breadth {
-        Breadth::Many => state.pool.timeout_get(&no_wait).await.ok(),
-        Breadth::Few => None,
+        Breadth::Many | Breadth::Few => state.pool.timeout_get(&no_wait).await.ok(),
+        Breadth::OnePage => None,
     };
     let (mut rows, total) = match second {
         Some(mut second) => tokio::try_join!(page(&mut conn), search::count(&mut second, &filter))?,
