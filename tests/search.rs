@@ -295,6 +295,35 @@ async fn relevance_ranks_exact_then_word_starts_then_shorter_matches_and_follows
         .await
         .json();
     assert_eq!(found(&page).first().map(|f| f.0), Some(ids[0]));
+
+    // Later pages repeat the total their first page counted: a customer added while paging
+    // does not shift it (a new first page counts them).
+    let first = app
+        .get("/api/admin/customers/search?q=lee&limit=2", Role::Admin)
+        .await
+        .json();
+    assert_eq!(first["total"], 3);
+    sql.execute(
+        "INSERT INTO customers (name, email) VALUES ('Lee Park', 'lp@example.com')",
+        &[],
+    )
+    .await
+    .expect("customer added while paging");
+    let cursor = first["next_cursor"].as_str().unwrap_or_default();
+    let second = app
+        .get(
+            &format!("/api/admin/customers/search?q=lee&limit=2&cursor={cursor}"),
+            Role::Admin,
+        )
+        .await
+        .json();
+    assert_eq!(second["total"], 3);
+    assert_eq!(found(&second).len(), 2);
+    let again = app
+        .get("/api/admin/customers/search?q=lee&limit=2", Role::Admin)
+        .await
+        .json();
+    assert_eq!(again["total"], 4);
 }
 
 #[actix_web::test]

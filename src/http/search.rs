@@ -60,6 +60,8 @@ pub struct SearchHit {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchPage {
+    /// How many customers match over all pages, as counted for the first page (later pages,
+    /// asked for with `next_cursor`, repeat it).
     pub total: i64,
     pub items: Vec<SearchHit>,
     pub next_cursor: Option<String>,
@@ -105,8 +107,15 @@ fn ordered<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// Where a later page starts, and the total its first page counted: what a cursor carries.
+pub struct Resume {
+    pub after: After,
+    pub total: i64,
+}
+
 impl SearchParams {
-    pub fn parse(&self) -> Result<(Filter, Sort, Option<After>, i64), ApiError> {
+    /// The filter, sort, where a later page resumes, and the page size.
+    pub fn parse(&self) -> Result<(Filter, Sort, Option<Resume>, i64), ApiError> {
         let tier = self
             .tier
             .as_deref()
@@ -159,17 +168,22 @@ impl SearchParams {
                 ));
             }
         };
-        let after = self
+        // A sort key may hold `|` (names do), so the id and total are split off from the right.
+        let resume = self
             .cursor
             .as_deref()
             .map(|c| {
                 hex_decode(c)
                     .and_then(|raw| {
-                        raw.rsplit_once('|').and_then(|(key, id)| {
-                            Some(After {
-                                key: key.to_owned(),
-                                id: id.parse().ok()?,
-                            })
+                        let (rest, total) = raw.rsplit_once('|')?;
+                        let (key, id) = rest.rsplit_once('|')?;
+                        let after = After {
+                            key: key.to_owned(),
+                            id: id.parse().ok()?,
+                        };
+                        Some(Resume {
+                            after,
+                            total: total.parse().ok()?,
                         })
                     })
                     .ok_or_else(|| {
@@ -178,7 +192,7 @@ impl SearchParams {
             })
             .transpose()?;
         let limit = cursor::limit(int("limit", &self.limit)?)?;
-        Ok((filter, sort, after, limit))
+        Ok((filter, sort, resume, limit))
     }
 }
 
@@ -191,31 +205,34 @@ pub async fn search(
     q: web::Query<SearchParams>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
-    let (filter, sort, after, limit) = q.parse()?;
+    let (filter, sort, resume, limit) = q.parse()?;
+    let after = resume.as_ref().map(|r| &r.after);
     let mut conn = state.pool.get().await?;
     let breadth = search::breadth(&mut conn, &filter, limit).await?;
-    let page = |conn| search::page(conn, &filter, breadth, sort, after.as_ref(), limit);
+    let page = |conn| search::page(conn, &filter, breadth, sort, after, limit);
     // The total of a broad query reads every match (all 100,000 for `q=example`: ~25 ms), so it
     // is counted on a second connection while the page runs. Only an idle or creatable
     // connection is borrowed for it, so a busy pool never makes a search wait for a second one.
     // A rare text's first page usually holds every match, and then is its total: counting
     // would repeat the page's work (a scan of the table for `q=qx`, too short for a trigram).
+    // Later pages repeat the total their first page counted, which the cursor carries: paging
+    // through a broad search costs a page each, and its total does not shift under the admin.
     let no_wait = Timeouts {
         wait: Some(Duration::ZERO),
         ..state.pool.timeouts()
     };
-    let second = match breadth {
-        Breadth::Many | Breadth::Few => state.pool.timeout_get(&no_wait).await.ok(),
-        Breadth::OnePage => None,
+    let second = match (breadth, &resume) {
+        (_, Some(_)) | (Breadth::OnePage, None) => None,
+        (Breadth::Many | Breadth::Few, None) => state.pool.timeout_get(&no_wait).await.ok(),
     };
     let (mut rows, total) = match second {
         Some(mut second) => tokio::try_join!(page(&mut conn), search::count(&mut second, &filter))?,
         None => {
             let rows = page(&mut conn).await?;
-            let total = if after.is_none() && rows.len() as i64 <= limit {
-                rows.len() as i64
-            } else {
-                search::count(&mut conn, &filter).await?
+            let total = match &resume {
+                Some(r) => r.total,
+                None if rows.len() as i64 <= limit => rows.len() as i64,
+                None => search::count(&mut conn, &filter).await?,
             };
             (rows, total)
         }
@@ -223,7 +240,7 @@ pub async fn search(
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()
-            .map(|r| hex_encode(&format!("{}|{}", r.sort_key, r.id)))
+            .map(|r| hex_encode(&format!("{}|{}|{total}", r.sort_key, r.id)))
     } else {
         None
     };
