@@ -220,13 +220,16 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
         // The customers with an order of exactly that number, found once (an init plan).
         let ordered =
             format!("ANY(ARRAY(SELECT customer_id FROM orders WHERE order_number = {exact}))");
-        // Each alternative can use an index (trigram on the lowercased name and email and on the phone
-        // digits; the primary key for the ids of an exact order number), so Postgres ORs their
-        // bitmaps and reads each matching customer once.
+        let name_contains = format!("cs.name_lc LIKE lower({like})");
+        let email_contains = format!("cs.email_lc LIKE lower({like})");
+        let has_order = format!("cs.customer_id = {ordered}");
+        // Each alternative can use an index (trigram on the lowercased name and email and on
+        // the phone digits; the primary key for the ids of an exact order number), so Postgres
+        // ORs their bitmaps and reads each matching customer once.
         let mut any_of = vec![
-            format!("cs.name_lc LIKE lower({like})"),
-            format!("cs.email_lc LIKE lower({like})"),
-            format!("cs.customer_id = {ordered}"),
+            name_contains.clone(),
+            email_contains.clone(),
+            has_order.clone(),
         ];
         let d = digits(q);
         let by_name_length = "octet_length(cs.name_lc), cs.customer_id DESC";
@@ -242,7 +245,7 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
                 best_first: by_name_length,
             },
             Arm {
-                condition: format!("cs.name_lc LIKE lower({like})"),
+                condition: name_contains,
                 best_first: by_name_length,
             },
             Arm {
@@ -250,29 +253,29 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
                 best_first: by_email_length,
             },
             Arm {
-                condition: format!("cs.email_lc LIKE lower({like})"),
+                condition: email_contains,
                 best_first: by_email_length,
             },
             Arm {
-                condition: format!("cs.customer_id = {ordered}"),
+                condition: has_order.clone(),
                 best_first: "cs.customer_id DESC",
             },
         ];
         let mut phone_score = "0".to_owned();
         if d.len() >= 3 {
             let phone = b.param(Bind::Text(format!("%{d}%")));
-            any_of.push(format!("cs.phone_digits LIKE {phone}"));
+            let phone_contains = format!("cs.phone_digits LIKE {phone}");
+            phone_score = format!("CASE WHEN {phone_contains} THEN 0.9::float8 ELSE 0 END");
+            any_of.push(phone_contains.clone());
             m.arms.push(Arm {
-                condition: format!("cs.phone_digits LIKE {phone}"),
+                condition: phone_contains,
                 best_first: "cs.customer_id DESC",
             });
-            phone_score =
-                format!("CASE WHEN cs.phone_digits LIKE {phone} THEN 0.9::float8 ELSE 0 END");
         }
         m.text = Some(format!("({})", any_of.join(" OR ")));
         m.score = format!(
             "greatest({}, {}, {phone_score},
-              CASE WHEN cs.customer_id = {ordered} THEN 1::float8 ELSE 0 END)",
+              CASE WHEN {has_order} THEN 1::float8 ELSE 0 END)",
             text_score("cs.name_lc", &needle, Some(&word)),
             // An email has no spaces, so no words to start.
             text_score("cs.email_lc", &needle, None),
