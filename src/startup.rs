@@ -79,6 +79,7 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(derived::worker::QUEUE);
+        actix_web::rt::spawn(crate::db::statistics::keep(pool.clone()));
         actix_web::rt::spawn(derived::worker::run(pool, derived_rx));
         actix_web::rt::spawn(
             OutboxRelay {

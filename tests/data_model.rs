@@ -1,6 +1,6 @@
 //! The schema's own guarantees, exercised with plain SQL the way the commerce platform writes:
 //! every customer-owned write becomes a change event, and customer_stats stays exact, also
-//! under concurrent writers.
+//! under concurrent writers; and the server keeps the statistics of the tables it fills.
 
 mod common;
 
@@ -255,5 +255,54 @@ async fn customer_stats_stay_exact_under_concurrent_writers() {
     assert_eq!(
         (row.get::<_, i32>(0), row.get::<_, i64>(1)),
         (writers * per_writer, i64::from(writers * per_writer) * 100)
+    );
+}
+
+#[actix_web::test]
+async fn the_server_analyzes_its_own_tables_once_they_have_grown() {
+    use customer360::db::statistics;
+    use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+    let db = TestDb::create().await;
+    let sql = db.sql().await;
+    let customer = new_customer(&sql, "grown@example.com").await;
+    sql.execute(
+        "INSERT INTO change_events (customer_id, kind, op, entity_id)
+         SELECT $1, 'order', 'created', n::text FROM generate_series(1, 500) n",
+        &[&customer],
+    )
+    .await
+    .expect("insert events");
+    let mut conn = AsyncPgConnection::establish(&db.url)
+        .await
+        .expect("connect");
+    // Table counters reach pg_stat_user_tables within about a second of the commit.
+    let mut analyzed = Vec::new();
+    for _ in 0..100 {
+        analyzed = statistics::refresh_stale(&mut conn).await.expect("refresh");
+        if !analyzed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(analyzed, vec!["change_events".to_owned()]);
+    let reltuples: f32 = sql
+        .query_one(
+            "SELECT reltuples FROM pg_class WHERE relname = 'change_events'",
+            &[],
+        )
+        .await
+        .expect("pg_class")
+        .get(0);
+    assert!(
+        reltuples >= 500.0,
+        "the planner now knows the rows: {reltuples}"
+    );
+    assert!(
+        statistics::refresh_stale(&mut conn)
+            .await
+            .expect("refresh")
+            .is_empty(),
+        "fresh statistics are left alone"
     );
 }

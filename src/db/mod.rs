@@ -1,5 +1,5 @@
-//! PostgreSQL: the schema as diesel sees it, the enum types, the pool, the embedded migrations
-//! and the creation of a missing database.
+//! PostgreSQL: the schema as diesel sees it, the enum types, the pool, the embedded migrations,
+//! the creation of a missing database, and the statistics of the tables the server fills.
 
 pub mod enums;
 pub mod migrations;
@@ -7,6 +7,7 @@ pub mod pool;
 pub mod prepared;
 pub mod schema;
 pub mod search;
+pub mod statistics;
 pub mod tags;
 pub mod url;
 

@@ -11,8 +11,9 @@ use diesel::QueryResult;
 use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::prepared::{bind, prepared};
 use crate::domain::segments::{self, Quintiles};
-use crate::view::insights;
+use crate::view::{self, insights};
 
 /// Whether a change event can alter health, churn or automatic segments. Notes, tags and
 /// segment assignments cannot, nor can the health and churn history rows this module writes
@@ -21,7 +22,7 @@ use crate::view::insights;
 pub fn event_feeds_derived_state(kind: &str, entity_id: &str, customer_id: i64) -> bool {
     match kind {
         "order" | "loyalty" | "ticket" | "marketing" | "session" => true,
-        "profile" => entity_id == customer_id.to_string(),
+        "profile" => !view::is_derived_history(kind, entity_id, customer_id),
         _ => false,
     }
 }
@@ -55,22 +56,26 @@ async fn sync_automatic_segments(
     customer_id: i64,
     names: &[String],
 ) -> QueryResult<()> {
-    diesel::sql_query(
+    prepared(
         "DELETE FROM customer_segment_assignments a USING customer_segments s
          WHERE a.segment_id = s.id AND a.customer_id = $1 AND a.source = 'auto' AND s.kind = 'automatic'
            AND NOT (s.name = ANY($2))",
+        vec![
+            bind::<BigInt, _>(customer_id),
+            bind::<Array<Text>, _>(names.to_vec()),
+        ],
     )
-    .bind::<BigInt, _>(customer_id)
-    .bind::<Array<Text>, _>(names)
     .execute(conn)
     .await?;
-    diesel::sql_query(
+    prepared(
         "INSERT INTO customer_segment_assignments (customer_id, segment_id, source)
          SELECT $1, s.id, 'auto' FROM customer_segments s WHERE s.kind = 'automatic' AND s.name = ANY($2)
          ON CONFLICT (customer_id, segment_id) DO NOTHING",
+        vec![
+            bind::<BigInt, _>(customer_id),
+            bind::<Array<Text>, _>(names.to_vec()),
+        ],
     )
-    .bind::<BigInt, _>(customer_id)
-    .bind::<Array<Text>, _>(names)
     .execute(conn)
     .await?;
     Ok(())

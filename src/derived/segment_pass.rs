@@ -12,6 +12,7 @@ use diesel::sql_types::{Jsonb, Nullable};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::SinkExt;
 
+use crate::db::prepared::prepared;
 use crate::domain::segments::{self, Quintiles, SegmentFacts, cut_points};
 
 #[derive(diesel::QueryableByName)]
@@ -22,10 +23,12 @@ struct ThresholdRow {
 
 /// The quintiles of the last full pass (neutral ones before the first).
 pub async fn current_quintiles(conn: &mut AsyncPgConnection) -> QueryResult<Quintiles> {
-    let row: ThresholdRow =
-        diesel::sql_query("SELECT (SELECT quintiles FROM segment_thresholds) AS quintiles")
-            .get_result(conn)
-            .await?;
+    let row: ThresholdRow = prepared(
+        "SELECT (SELECT quintiles FROM segment_thresholds) AS quintiles",
+        vec![],
+    )
+    .get_result(conn)
+    .await?;
     Ok(row
         .quintiles
         .and_then(|q| serde_json::from_value(q).ok())

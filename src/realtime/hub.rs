@@ -168,14 +168,18 @@ impl CustomerHub {
             let mut s: Vec<Slice> = self
                 .pending
                 .iter()
-                .flat_map(|e| Slice::affected_by(&e.kind).iter().copied())
+                .flat_map(|e| {
+                    Slice::affected_by(&e.kind, &e.entity_id, e.customer_id)
+                        .iter()
+                        .copied()
+                })
                 .collect();
             s.sort_by_key(|x| *x as u8);
             s.dedup();
             s
         };
         let causes: Vec<ChangeEvent> = std::mem::take(&mut self.pending);
-        self.pending_all = false;
+        let was_all = std::mem::take(&mut self.pending_all);
         self.recomputing = true;
         let pool = self.pool.clone();
         let customer_id = self.customer_id;
@@ -216,8 +220,9 @@ impl CustomerHub {
                 Err(e) => {
                     tracing::warn!(customer = act.customer_id, error = %e, "recompute failed; retrying");
                     metrics::counter!("hub_recompute_failures_total").increment(1);
+                    // The same slices again: nothing of this load was applied.
                     act.pending.extend(causes);
-                    act.pending_all = true;
+                    act.pending_all |= was_all;
                     ctx.run_later(RETRY, |act, ctx| act.schedule(ctx));
                     return;
                 }
@@ -241,7 +246,7 @@ impl CustomerHub {
         for c in committed {
             if !self.applied.contains_key(&c.event_id)
                 && !causes.iter().any(|x| x.event_id == c.event_id)
-                && Slice::affected_by(&c.kind)
+                && Slice::affected_by(&c.kind, &c.entity_id, self.customer_id)
                     .iter()
                     .all(|s| loaded.contains(s))
             {

@@ -114,6 +114,7 @@ impl OutboxRelay {
         tracing::info!(node = %self.node_id, "leading the outbox relay");
         metrics::gauge!("outbox_relay_leader").set(1.0);
 
+        let statements = Statements::prepare(&client).await?;
         let mut backoff = MIN_BACKOFF;
         let mut floor = 0;
         let mut full_scan = tokio::time::Instant::now();
@@ -124,7 +125,7 @@ impl OutboxRelay {
             } else {
                 floor
             };
-            match self.publish_batch(&mut client, from).await {
+            match self.publish_batch(&mut client, &statements, from).await {
                 Ok((n, highest)) => {
                     floor = floor.max(highest - SEQ_SLACK);
                     backoff = MIN_BACKOFF;
@@ -155,16 +156,11 @@ impl OutboxRelay {
     async fn publish_batch(
         &self,
         client: &mut tokio_postgres::Client,
+        statements: &Statements,
         from: i64,
     ) -> Result<(usize, i64), RelayError> {
         let tx = client.transaction().await?;
-        let rows = tx
-            .query(
-                "SELECT seq, event_id, customer_id, kind, op, entity_id, at FROM change_events
-                 WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-                &[&BATCH, &from],
-            )
-            .await?;
+        let rows = tx.query(&statements.pending, &[&BATCH, &from]).await?;
         if rows.is_empty() {
             return Ok((0, 0));
         }
@@ -184,17 +180,9 @@ impl OutboxRelay {
         }
         self.publish(&events).await.map_err(RelayError::Redis)?;
         let last = seqs.iter().copied().max().unwrap_or(0);
-        tx.execute(
-            "UPDATE change_events SET published_at = now() WHERE seq = ANY($1)",
-            &[&seqs],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE outbox_relay_state SET published_seq = greatest(published_seq, $1),
-                 published_total = published_total + $2, updated_at = now()",
-            &[&last, &(seqs.len() as i64)],
-        )
-        .await?;
+        tx.execute(&statements.mark_published, &[&seqs]).await?;
+        tx.execute(&statements.progress, &[&last, &(seqs.len() as i64)])
+            .await?;
         tx.commit().await?;
         metrics::counter!("outbox_events_published_total").increment(seqs.len() as u64);
 
@@ -232,6 +220,36 @@ impl OutboxRelay {
                 .ignore();
         }
         pipe.query_async::<()>(&mut conn).await
+    }
+}
+
+/// The relay's statements, prepared once per leadership rather than parsed and planned for
+/// every batch.
+struct Statements {
+    pending: tokio_postgres::Statement,
+    mark_published: tokio_postgres::Statement,
+    progress: tokio_postgres::Statement,
+}
+
+impl Statements {
+    async fn prepare(client: &tokio_postgres::Client) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            pending: client
+                .prepare(
+                    "SELECT seq, event_id, customer_id, kind, op, entity_id, at FROM change_events
+                     WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                )
+                .await?,
+            mark_published: client
+                .prepare("UPDATE change_events SET published_at = now() WHERE seq = ANY($1)")
+                .await?,
+            progress: client
+                .prepare(
+                    "UPDATE outbox_relay_state SET published_seq = greatest(published_seq, $1),
+                         published_total = published_total + $2, updated_at = now()",
+                )
+                .await?,
+        })
     }
 }
 

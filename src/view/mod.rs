@@ -91,13 +91,17 @@ impl Slice {
         }
     }
 
-    /// The slices a change event of `kind` can alter; an unknown kind alters everything.
-    pub fn affected_by(kind: &str) -> &'static [Slice] {
+    /// The slices a change event can alter; an unknown kind alters everything.
+    pub fn affected_by(kind: &str, entity_id: &str, customer_id: i64) -> &'static [Slice] {
         use Slice::*;
+        if is_derived_history(kind, entity_id, customer_id) {
+            // The health trend; the churn slice shows no history.
+            return &[Health];
+        }
         match kind {
-            "order" => &[
-                Orders, Metrics, Health, Churn, Timeline, Analytics, Segments,
-            ],
+            // Automatic segments follow orders and the profile through the derived worker,
+            // whose assignment rows are `segment` events of their own.
+            "order" => &[Orders, Metrics, Health, Churn, Timeline, Analytics],
             "loyalty" => &[Loyalty, Health, Timeline],
             "ticket" => &[Support, Health, Churn, Timeline],
             "marketing" => &[Marketing, Health, Churn, Timeline],
@@ -105,10 +109,18 @@ impl Slice {
             "note" => &[Notes, Timeline],
             "tag" => &[Tags, Timeline],
             "segment" => &[Segments, Marketing, Timeline],
-            "profile" => &[Profile, Health, Churn, Segments],
+            "profile" => &[Profile, Health, Churn],
             _ => &Slice::ALL,
         }
     }
+}
+
+/// Whether a change event is a health or churn history row written by the derived worker:
+/// kind `profile` like a change of the customer's own row, but its entity is the history row.
+/// (A history row numbered like its customer reads as a profile change: a reload more, never
+/// one fewer.)
+pub fn is_derived_history(kind: &str, entity_id: &str, customer_id: i64) -> bool {
+    kind == "profile" && entity_id != customer_id.to_string()
 }
 
 /// Everything an admin sees about one customer. The top-level keys are the slice names.
@@ -240,7 +252,7 @@ pub async fn load_slices(
 ) -> QueryResult<(serde_json::Map<String, serde_json::Value>, Vec<Committed>)> {
     use crate::db::prepared::{bind, prepared};
     use diesel::sql_types::{BigInt, Timestamptz};
-    use diesel_async::RunQueryDsl;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
     const EVENTS: &str = "SELECT event_id, kind, entity_id, at FROM change_events
                           WHERE customer_id = $1 AND at >= $2 ORDER BY at";
     let wanted: Vec<Slice> = slices.to_vec();
@@ -248,6 +260,12 @@ pub async fn load_slices(
         .read_only()
         .repeatable_read()
         .run(async |conn: &mut AsyncPgConnection| {
+            // Every query here looks up one customer's rows by index, whoever the customer:
+            // the plan cached for the connection fits all of them, and replanning each time
+            // (which Postgres chooses for the events query, whose custom plans it estimates
+            // cheaper) costs more than running it.
+            conn.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                .await?;
             let view = slices_in_snapshot(conn, customer_id, masking, &wanted, now).await?;
             let events = prepared(
                 EVENTS,
@@ -437,4 +455,25 @@ pub fn mask_json(view: &serde_json::Value, masking: Masking) -> QueryResult<serd
         *l = to_json(loyalty.masked(masking))?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_row_reloads_only_the_health_trend_and_feeds_nothing_derived() {
+        assert!(is_derived_history("profile", "9001", 42));
+        assert_eq!(Slice::affected_by("profile", "9001", 42), &[Slice::Health]);
+        assert!(!crate::derived::event_feeds_derived_state(
+            "profile", "9001", 42
+        ));
+        // The customer's own row: a profile change, which derived state follows.
+        assert!(!is_derived_history("profile", "42", 42));
+        assert!(Slice::affected_by("profile", "42", 42).contains(&Slice::Profile));
+        assert!(crate::derived::event_feeds_derived_state(
+            "profile", "42", 42
+        ));
+        assert!(!is_derived_history("order", "9001", 42));
+    }
 }
