@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::db::DbPool;
+use crate::db::prepared::{bind, prepared};
 use crate::domain::loyalty::tier_for_lifetime_points;
 
 /// What a run wrote.
@@ -160,11 +161,11 @@ pub async fn write(
     conn.transaction(async |conn: &mut AsyncPgConnection| {
         apply(conn, change, customer, amount).await?;
         // This transaction's own rows: `at` bounds the index range, xmin names the writer.
-        let emitted: Vec<Emitted> = diesel::sql_query(
+        let emitted: Vec<Emitted> = prepared(
             "SELECT event_id FROM change_events
              WHERE customer_id = $1 AND at >= now() AND xmin::text::bigint = txid_current() % 4294967296",
+            vec![bind::<BigInt, _>(customer)],
         )
-        .bind::<BigInt, _>(customer)
         .load(conn)
         .await?;
         Ok(emitted.into_iter().map(|e| e.event_id).collect())
@@ -180,7 +181,7 @@ async fn apply(
 ) -> diesel::QueryResult<()> {
     match change {
             Change::Order => {
-                diesel::sql_query(
+                prepared(
                     "WITH o AS (
                          INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents, channel)
                          SELECT id, 'SIM-' || nextval('orders_id_seq'), 'paid', $2, $2, 'web' FROM customers WHERE id = $1
@@ -188,33 +189,36 @@ async fn apply(
                      INSERT INTO order_items (order_id, customer_id, category_id, product_name, quantity, unit_price_cents)
                      SELECT o.id, o.customer_id, (SELECT min(id) FROM product_categories), 'Simulated item', 1, o.total_cents
                      FROM o WHERE EXISTS (SELECT 1 FROM product_categories)",
+                    vec![bind::<BigInt, _>(customer), bind::<BigInt, _>(amount)],
                 )
-                .bind::<BigInt, _>(customer)
-                .bind::<BigInt, _>(amount)
                 .execute(conn)
                 .await?;
                 earn(conn, customer, (amount / 100) as i32, "Simulated order").await
             }
             // Platforms ship recent orders; one of those is on the dashboard's first page.
-            Change::Status => diesel::sql_query(
+            Change::Status => prepared(
                 "UPDATE orders SET status = CASE status WHEN 'pending' THEN 'paid'::order_status
                      WHEN 'paid' THEN 'shipped'::order_status ELSE 'delivered'::order_status END, updated_at = now()
                  WHERE id = (SELECT id FROM (SELECT id, status, placed_at FROM orders WHERE customer_id = $1
                                              ORDER BY placed_at DESC, id DESC LIMIT $2) recent
                              WHERE status IN ('pending', 'paid', 'shipped') ORDER BY placed_at DESC LIMIT 1)",
+                vec![
+                    bind::<BigInt, _>(customer),
+                    bind::<BigInt, _>(crate::view::cursor::DEFAULT_LIMIT),
+                ],
             )
-            .bind::<BigInt, _>(customer)
-            .bind::<BigInt, _>(crate::view::cursor::DEFAULT_LIMIT)
             .execute(conn)
             .await
             .map(drop),
             Change::Loyalty => earn(conn, customer, (amount / 200) as i32, "Simulated bonus").await,
-            Change::Ticket => diesel::sql_query(
+            Change::Ticket => prepared(
                 "INSERT INTO support_tickets (customer_id, subject, priority)
                  SELECT id, $2, 'normal' FROM customers WHERE id = $1",
+                vec![
+                    bind::<BigInt, _>(customer),
+                    bind::<Text, _>("Where is my parcel? (simulated)"),
+                ],
             )
-            .bind::<BigInt, _>(customer)
-            .bind::<Text, _>("Where is my parcel? (simulated)")
             .execute(conn)
             .await
             .map(drop),
