@@ -1,5 +1,5 @@
-//! `seed` against a real database: deterministic, consistent with the triggers' rules, refusing
-//! to mix data sets.
+//! `seed` against a real database: deterministic, consistent with the triggers' rules and the
+//! derived worker's, refusing to mix data sets.
 
 mod common;
 
@@ -192,4 +192,39 @@ async fn seeded_data_obeys_the_rules() {
     );
     // Seeded history is not a stream of changes.
     assert_eq!(check("SELECT count(*) FROM change_events").await, 0);
+
+    // The derived state is the server's own: one health and one churn row per customer, some
+    // automatic segments, and recomputing at the anchor finds nothing to write.
+    assert_eq!(
+        check("SELECT count(DISTINCT customer_id) FROM customer_health_scores").await,
+        400
+    );
+    assert_eq!(
+        check("SELECT count(*) FROM customer_health_scores").await,
+        400
+    );
+    assert_eq!(
+        check("SELECT count(*) FROM customer_churn_risks").await,
+        400
+    );
+    assert!(
+        check("SELECT count(*) FROM customer_segment_assignments WHERE source = 'auto'").await > 0
+    );
+    let derived_rows = "SELECT (SELECT count(*) FROM customer_health_scores) + (SELECT count(*) FROM customer_churn_risks)
+                            + (SELECT count(*) FROM customer_segment_assignments)";
+    let before = check(derived_rows).await;
+    let anchor = chrono::NaiveDate::from_ymd_opt(2026, 11, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("a valid date")
+        .and_utc();
+    let mut conn =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&db.url)
+            .await
+            .expect("connect");
+    for customer in 1..=400 {
+        customer360::derived::recompute_customer(&mut conn, customer, anchor)
+            .await
+            .expect("recompute");
+    }
+    assert_eq!(check(derived_rows).await, before);
 }

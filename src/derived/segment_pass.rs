@@ -43,7 +43,8 @@ pub struct PassReport {
     pub elapsed: Duration,
 }
 
-/// Runs the pass over a plain connection (it streams with COPY).
+/// Runs the pass over a plain connection (it streams with COPY) as of `now`, which the
+/// assignments it adds carry as their time.
 pub async fn run(
     client: &tokio_postgres::Client,
     now: DateTime<Utc>,
@@ -132,11 +133,11 @@ pub async fn run(
         .await?;
     let added = client
         .execute(
-            "INSERT INTO customer_segment_assignments (customer_id, segment_id, source)
-             SELECT w.customer_id, s.id, 'auto' FROM wanted_segments w
+            "INSERT INTO customer_segment_assignments (customer_id, segment_id, source, assigned_at)
+             SELECT w.customer_id, s.id, 'auto', $1 FROM wanted_segments w
              JOIN customer_segments s ON s.name = w.name AND s.kind = 'automatic'
              ON CONFLICT (customer_id, segment_id) DO NOTHING",
-            &[],
+            &[&now],
         )
         .await?;
     Ok(PassReport {

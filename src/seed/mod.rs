@@ -1,16 +1,18 @@
 //! `customer360 seed`: loads deterministic, realistic demo data with COPY. Row triggers are off
 //! for the load (`session_replication_role = replica`): seeded history is not a stream of
 //! changes, and customer_stats and customer_search are filled afterwards, each in one statement
-//! computing what the triggers would have written.
+//! computing what the triggers would have written; then the derived state the server would
+//! have recorded (health and churn history, automatic segments).
 
 mod catalog;
 mod copy;
+mod derived;
 mod generator;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono::Utc;
+use chrono::{NaiveTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{CommonConfig, SeedConfig};
@@ -174,6 +176,11 @@ pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<S
             "SELECT setval(pg_get_serial_sequence('customer_segments', 'id'), greatest(100, max(id)) + 1, false) FROM customer_segments",
         )
         .await?;
+    // After the sequences: the segment pass takes its ids from them.
+    progress.set_message("recording health, churn and automatic segments");
+    rows += derived::record(&client, url, anchor.and_time(NaiveTime::MIN).and_utc())
+        .await
+        .context("recording derived state failed")?;
     progress.set_message("analyzing");
     client.batch_execute("ANALYZE").await?;
     progress.finish_and_clear();
