@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{TestApp, spawn_app};
-use customer360::db::search::{self, After, Breadth, Filter, Label, Sort};
+use customer360::db::search::{self, After, Breadth, Filter, Sort};
 use customer360::domain::roles::Role;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use proptest::prelude::*;
@@ -102,7 +102,9 @@ fn results_match_and_nothing_is_missed() {
                     .await.expect("tagged");
             }
             let encoded: String = needle.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
-            let mut query = format!("tag={tag_id}&sort={sort}&q={encoded}");
+            // The tag by id, or by its name in another case.
+            let tag_param = if round.get() % 2 == 0 { tag_id.to_string() } else { tag.to_uppercase() };
+            let mut query = format!("tag={tag_param}&sort={sort}&q={encoded}");
             if let Some(v) = clv_min { query.push_str(&format!("&clv_min={v}")); }
             if let Some(v) = orders_max { query.push_str(&format!("&orders_max={v}")); }
             let (items, total) = all_pages(&app, &query, limit).await;
@@ -143,7 +145,7 @@ fn results_match_and_nothing_is_missed() {
             if sort == "relevance" {
                 let filter = Filter {
                     q: Some(needle.to_owned()),
-                    tag: Some(Label::Id(tag_id)),
+                    tag: Some(tag_id),
                     clv_min,
                     orders_max,
                     ..Filter::default()
@@ -212,6 +214,8 @@ async fn phone_digits_order_numbers_and_bad_parameters() {
         ("sort=random", "sort"),
         ("limit=500", "limit"),
         ("cursor=nothex", "cursor"),
+        ("segment=Nobody%20Is%20Here", "segment"),
+        ("tag=999999999", "tag"),
     ] {
         let r = app
             .get(&format!("/api/admin/customers/search?{query}"), Role::Admin)

@@ -7,10 +7,11 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use deadpool::managed::Timeouts;
+use diesel_async::AsyncPgConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::db::enums::LoyaltyTier;
-use crate::db::search::{self, After, Breadth, Filter, Label, Sort};
+use crate::db::search::{self, After, Breadth, Filter, Label, LabelKind, Sort};
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::http::customers::parse_instant;
@@ -22,11 +23,11 @@ use crate::view::cursor::{self, hex_decode, hex_encode};
 pub struct SearchParams {
     /// Name (partial), email (partial), phone (digits, any formatting) or order number (exact).
     pub q: Option<String>,
-    /// Segment id or name.
+    /// Segment id or name (case-insensitive); one that does not exist is a 422.
     pub segment: Option<String>,
     /// bronze, silver, gold or platinum.
     pub tier: Option<String>,
-    /// Tag id or name.
+    /// Tag id or name (case-insensitive); one that does not exist is a 422.
     pub tag: Option<String>,
     pub signup_from: Option<String>,
     pub signup_to: Option<String>,
@@ -113,9 +114,45 @@ pub struct Resume {
     pub total: i64,
 }
 
+/// A search as asked for: the filter but for its segment and tag, which are named by id or name
+/// and are looked up before it runs ([`Asked::resolve`]).
+pub struct Asked {
+    pub filter: Filter,
+    pub segment: Option<Label>,
+    pub tag: Option<Label>,
+    pub sort: Sort,
+    pub resume: Option<Resume>,
+    pub limit: i64,
+}
+
+impl Asked {
+    /// The filter with its segment and tag as ids; a 422 naming the parameter when no segment or
+    /// tag has that id or name, like an unknown tier.
+    async fn resolve(&mut self, conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
+        for (field, kind, label) in [
+            ("segment", LabelKind::Segment, &self.segment),
+            ("tag", LabelKind::Tag, &self.tag),
+        ] {
+            let Some(label) = label else { continue };
+            let id = search::label_id(conn, kind, label).await?.ok_or_else(|| {
+                let named = match label {
+                    Label::Id(id) => format!("with id {id}"),
+                    Label::Name(name) => format!("named '{name}'"),
+                };
+                ApiError::validation(field, format!("there is no {field} {named}"))
+            })?;
+            match kind {
+                LabelKind::Segment => self.filter.segment = Some(id),
+                LabelKind::Tag => self.filter.tag = Some(id),
+            }
+        }
+        Ok(())
+    }
+}
+
 impl SearchParams {
-    /// The filter, sort, where a later page resumes, and the page size.
-    pub fn parse(&self) -> Result<(Filter, Sort, Option<Resume>, i64), ApiError> {
+    /// The search asked for; its segment and tag are not looked up yet.
+    pub fn parse(&self) -> Result<Asked, ApiError> {
         let tier = self
             .tier
             .as_deref()
@@ -127,9 +164,9 @@ impl SearchParams {
             .transpose()?;
         let filter = Filter {
             q: self.q.clone().filter(|q| !q.trim().is_empty()),
-            segment: label(&self.segment),
+            segment: None,
             tier,
-            tag: label(&self.tag),
+            tag: None,
             signup_from: instant("signup_from", &self.signup_from)?,
             signup_to: instant("signup_to", &self.signup_to)?,
             last_order_from: instant("last_order_from", &self.last_order_from)?,
@@ -192,7 +229,14 @@ impl SearchParams {
             })
             .transpose()?;
         let limit = cursor::limit(int("limit", &self.limit)?)?;
-        Ok((filter, sort, resume, limit))
+        Ok(Asked {
+            filter,
+            segment: label(&self.segment),
+            tag: label(&self.tag),
+            sort,
+            resume,
+            limit,
+        })
     }
 }
 
@@ -205,9 +249,17 @@ pub async fn search(
     q: web::Query<SearchParams>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
-    let (filter, sort, resume, limit) = q.parse()?;
-    let after = resume.as_ref().map(|r| &r.after);
+    let mut asked = q.parse()?;
     let mut conn = state.pool.get().await?;
+    asked.resolve(&mut conn).await?;
+    let Asked {
+        filter,
+        sort,
+        resume,
+        limit,
+        ..
+    } = asked;
+    let after = resume.as_ref().map(|r| &r.after);
     let breadth = search::breadth(&mut conn, &filter, limit).await?;
     let page = |conn| search::page(conn, &filter, breadth, sort, after, limit);
     // The total of a broad query reads every match (all 100,000 for `q=example`: ~25 ms), so it
