@@ -166,13 +166,24 @@ fn is_loopback(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "::1")
 }
 
-fn main() -> anyhow::Result<()> {
+/// A failed run (a missed target included) prints its error chain and exits with status 1,
+/// without the stack trace that returning the error from `main` prints under `RUST_BACKTRACE=1`:
+/// the summary above it is the report.
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    args.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(args))
+    let outcome = args.validate().and_then(|()| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(run(args))
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
