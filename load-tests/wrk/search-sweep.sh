@@ -1,5 +1,5 @@
 #!/bin/bash
-# Every search figure of the README in one run: one single-client wrk run per query against a
+# The README's search sweep in one run: one single-client wrk run per query against a
 # server on 127.0.0.1:8360, printed as Markdown table rows (query, p50, p90, p99, max in ms).
 #   TOKEN     the JWT (customer360 token --role admin --name Bench)
 #   SECONDS_EACH  how long each query runs (default 5)

@@ -129,22 +129,30 @@ impl Asked {
     /// The filter with its segment and tag as ids; a 422 naming the parameter when no segment or
     /// tag has that id or name, like an unknown tier.
     async fn resolve(&mut self, conn: &mut AsyncPgConnection) -> Result<(), ApiError> {
-        for (field, kind, label) in [
-            ("segment", LabelKind::Segment, &self.segment),
-            ("tag", LabelKind::Tag, &self.tag),
+        let Asked {
+            filter,
+            segment,
+            tag,
+            ..
+        } = self;
+        for (field, kind, label, id) in [
+            (
+                "segment",
+                LabelKind::Segment,
+                &*segment,
+                &mut filter.segment,
+            ),
+            ("tag", LabelKind::Tag, &*tag, &mut filter.tag),
         ] {
             let Some(label) = label else { continue };
-            let id = search::label_id(conn, kind, label).await?.ok_or_else(|| {
+            let found = search::label_id(conn, kind, label).await?.ok_or_else(|| {
                 let named = match label {
                     Label::Id(id) => format!("with id {id}"),
                     Label::Name(name) => format!("named '{name}'"),
                 };
                 ApiError::validation(field, format!("there is no {field} {named}"))
             })?;
-            match kind {
-                LabelKind::Segment => self.filter.segment = Some(id),
-                LabelKind::Tag => self.filter.tag = Some(id),
-            }
+            *id = Some(found);
         }
         Ok(())
     }
