@@ -78,16 +78,14 @@ impl Application {
         let listener = TcpListener::bind(config.serve.bind)?;
         let port = listener.local_addr()?.port();
 
-        let (derived_tx, derived_rx) = tokio::sync::mpsc::channel(derived::worker::QUEUE);
         actix_web::rt::spawn(crate::db::statistics::keep(pool.clone()));
-        actix_web::rt::spawn(derived::worker::run(pool, derived_rx));
         actix_web::rt::spawn(
             OutboxRelay {
                 database_url: database_url.clone(),
                 redis,
                 redis_prefix: config.serve.redis_prefix.clone(),
                 node_id: format!("pid{}:{port}", std::process::id()),
-                derived: derived_tx,
+                derived: derived::worker::DerivedWorker::new(pool.clone()),
             }
             .run(),
         );

@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-/// Request latency buckets, in seconds: fine below 100 ms where this service should live.
+/// Latency buckets of every `_seconds` histogram: fine below 100 ms where this service should
+/// live.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -29,10 +30,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
-                &LATENCY_BUCKETS,
-            )
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &LATENCY_BUCKETS)
             .and_then(PrometheusBuilder::install_recorder)
             // unwrap: the buckets are a non-empty constant and this OnceLock is the only place
             // in the program that installs a recorder.

@@ -539,3 +539,84 @@ fn profiles_always_have_every_field() {
         });
     });
 }
+
+/// A hub reloading for one change must cover every change its snapshot shows that it has not
+/// applied yet (the derived worker's rows, typically), loading their slices too, so that all of
+/// them are causes of its one delta.
+#[actix_web::test]
+async fn a_reload_loads_the_slices_of_every_event_its_snapshot_shows_that_the_hub_lacks() {
+    use customer360::domain::masking::Masking;
+    use customer360::view::{self, Slice};
+    use std::collections::HashSet;
+
+    let db = common::TestDb::create().await;
+    let sql = db.sql().await;
+    let id: i64 = sql
+        .query_one(
+            "INSERT INTO customers (name, email) VALUES ('Cover Me', 'cover@example.com') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("customer")
+        .get(0);
+    let started = chrono::Utc::now() - chrono::Duration::minutes(1);
+    sql.batch_execute(&format!(
+        "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents)
+             VALUES ({id}, 'COV-1', 'paid', 1000, 1000);
+         INSERT INTO customer_segments (name, kind) VALUES ('Covered', 'manual');
+         INSERT INTO customer_segment_assignments (customer_id, segment_id, source)
+             SELECT {id}, id, 'manual' FROM customer_segments WHERE name = 'Covered';"
+    ))
+    .await
+    .expect("an order, then a segment assignment");
+    let events = |kind: &'static str| {
+        let sql = &sql;
+        async move {
+            sql.query(
+                "SELECT event_id FROM change_events WHERE customer_id = $1 AND kind = $2",
+                &[&id, &kind],
+            )
+            .await
+            .expect("events")
+            .iter()
+            .map(|r| r.get::<_, uuid::Uuid>(0))
+            .collect::<HashSet<_>>()
+        }
+    };
+    let (orders, segments) = (events("order").await, events("segment").await);
+    assert!(
+        !orders.is_empty() && !segments.is_empty(),
+        "the triggers emit both"
+    );
+    let mut conn =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&db.url)
+            .await
+            .expect("connect");
+    let order_slices = Slice::affected_by("order", "1", id);
+    assert!(!order_slices.contains(&Slice::Segments));
+    let load = async |conn: &mut diesel_async::AsyncPgConnection, known: &HashSet<uuid::Uuid>| {
+        view::load_slices(
+            conn,
+            id,
+            Masking::Clear,
+            order_slices,
+            known,
+            chrono::Utc::now(),
+            started,
+        )
+        .await
+        .expect("a reload")
+    };
+
+    // The hub knows only the order (its batch): the segment event it has not seen is covered.
+    let (view, committed) = load(&mut conn, &orders).await;
+    assert_eq!(view["segments"][0]["name"], "Covered", "{view:?}");
+    assert!(view.contains_key("marketing"));
+    let shown: HashSet<uuid::Uuid> = committed.iter().map(|c| c.event_id).collect();
+    assert!(shown.is_superset(&segments) && shown.is_superset(&orders));
+
+    // Everything already applied: only what was asked is loaded.
+    let known: HashSet<uuid::Uuid> = shown;
+    let (view, _) = load(&mut conn, &known).await;
+    assert!(!view.contains_key("segments") && view.contains_key("orders"));
+}

@@ -40,14 +40,20 @@ pub struct Collector {
     tx: mpsc::UnboundedSender<Msg>,
     clock: Arc<OnceLock<Instant>>,
     outstanding: Arc<AtomicI64>,
+    /// Messages sent and not yet taken into account: a write the collector has not seen yet
+    /// is not outstanding yet either.
+    unread: Arc<AtomicI64>,
     /// Nanoseconds after the clock's start of the last delta seen.
     last_delta: Arc<AtomicU64>,
 }
 
 impl Collector {
     pub fn send(&self, msg: Msg) {
+        self.unread.fetch_add(1, Ordering::AcqRel);
         // The collector outlives every sender; a send can fail only once the run is over.
-        let _ = self.tx.send(msg);
+        if self.tx.send(msg).is_err() {
+            self.unread.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The instant the writes begin: per-second figures count from it.
@@ -55,10 +61,15 @@ impl Collector {
         let _ = self.clock.set(at);
     }
 
-    /// Waits until every expected delivery arrived, or `max`.
+    /// Waits until every expected delivery arrived, or `max`. Writes reported but not yet
+    /// read by the collector count as expected: without that, a run's last write could be
+    /// found missing because the sessions were closed before it was even counted.
     pub async fn drain(&self, max: Duration) {
         let deadline = Instant::now() + max;
-        while self.outstanding.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while (self.outstanding.load(Ordering::Acquire) > 0
+            || self.unread.load(Ordering::Acquire) > 0)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -138,6 +149,7 @@ pub fn start(plans: &[Plan], loss_timeout: u64) -> (Collector, Collected) {
         tx,
         clock: Arc::new(OnceLock::new()),
         outstanding: Arc::new(AtomicI64::new(0)),
+        unread: Arc::new(AtomicI64::new(0)),
         last_delta: Arc::new(AtomicU64::new(0)),
     };
     let mut sessions_of: HashMap<i64, Vec<u32>> = HashMap::new();
@@ -155,6 +167,7 @@ pub fn start(plans: &[Plan], loss_timeout: u64) -> (Collector, Collected) {
         loss_timeout: Duration::from_secs(loss_timeout),
         clock: handle.clock.clone(),
         outstanding: handle.outstanding.clone(),
+        unread: handle.unread.clone(),
         last_delta: handle.last_delta.clone(),
         outcome: Outcome {
             // unwrap: 1 µs to 1 h at 3 significant digits is a valid histogram.
@@ -192,6 +205,7 @@ struct State {
     loss_timeout: Duration,
     clock: Arc<OnceLock<Instant>>,
     outstanding: Arc<AtomicI64>,
+    unread: Arc<AtomicI64>,
     last_delta: Arc<AtomicU64>,
     outcome: Outcome,
 }
@@ -214,6 +228,7 @@ impl State {
                     committed,
                 } => self.write(customer, events, started, committed),
             }
+            self.unread.fetch_sub(1, Ordering::AcqRel);
         }
         for w in &self.writes {
             self.outcome.missing += w.remaining.len() as u64;
@@ -412,6 +427,45 @@ mod tests {
         assert!(
             (2.9..3.1).contains(&ms),
             "timed from commit to arrival: {ms} ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn draining_waits_for_a_write_the_collector_has_not_read_yet() {
+        let plans = [plan(0, 1, false)];
+        let (collector, collected) = start(&plans, 10);
+        let t0 = Instant::now();
+        collector.start_clock(t0);
+        collector.send(Msg::Snapshot { session: 0, at: t0 });
+        let event = Uuid::new_v4();
+        // Reported, not yet read: this test's runtime has one thread and has not yielded.
+        collector.send(Msg::Write {
+            customer: 1,
+            events: vec![event],
+            started: t0 + Duration::from_millis(1),
+            committed: t0 + Duration::from_millis(2),
+        });
+        let sender = collector.clone();
+        let sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let delivered = sent.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sender.send(Msg::Delta {
+                session: 0,
+                causes: vec![event],
+                at: Instant::now(),
+            });
+            delivered.store(true, Ordering::Release);
+        });
+        collector.drain(Duration::from_secs(10)).await;
+        assert!(
+            sent.load(Ordering::Acquire),
+            "the drain ended before the write's delivery"
+        );
+        let outcome = collected.finish(collector).await;
+        assert_eq!(
+            (outcome.expected, outcome.delivered, outcome.lost()),
+            (1, 1, 0)
         );
     }
 

@@ -22,12 +22,12 @@ struct ThresholdRow {
 }
 
 /// The quintiles of the last full pass (neutral ones before the first).
-pub async fn current_quintiles(conn: &mut AsyncPgConnection) -> QueryResult<Quintiles> {
+pub async fn current_quintiles(mut conn: &AsyncPgConnection) -> QueryResult<Quintiles> {
     let row: ThresholdRow = prepared(
         "SELECT (SELECT quintiles FROM segment_thresholds) AS quintiles",
         vec![],
     )
-    .get_result(conn)
+    .get_result(&mut conn)
     .await?;
     Ok(row
         .quintiles

@@ -180,6 +180,13 @@ impl CustomerHub {
         };
         let causes: Vec<ChangeEvent> = std::mem::take(&mut self.pending);
         let was_all = std::mem::take(&mut self.pending_all);
+        // Events whose slices this load need not cover: shown already, or its own batch.
+        let known: HashSet<uuid::Uuid> = self
+            .applied
+            .keys()
+            .chain(causes.iter().map(|e| &e.event_id))
+            .copied()
+            .collect();
         self.recomputing = true;
         let pool = self.pool.clone();
         let customer_id = self.customer_id;
@@ -187,12 +194,14 @@ impl CustomerHub {
         let margin = chrono::Duration::from_std(COMMIT_MARGIN).unwrap_or_default();
         let events_since = self.loaded_at.unwrap_or(started) - margin;
         let load = async move {
+            let began = Instant::now();
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             let (view, committed) = view::load_slices(
                 &mut conn,
                 customer_id,
                 Masking::Clear,
                 &slices,
+                &known,
                 started,
                 events_since,
             )
@@ -203,6 +212,7 @@ impl CustomerHub {
                 .into_iter()
                 .filter(|s| view.contains_key(s.name()))
                 .collect();
+            metrics::histogram!("hub_reload_seconds").record(began.elapsed().as_secs_f64());
             Ok::<_, String>((view, loaded, committed))
         };
         ctx.spawn(load.into_actor(self).map(move |result, act, ctx| {
@@ -210,8 +220,17 @@ impl CustomerHub {
             match result {
                 Ok((view, loaded, committed)) => {
                     act.loaded_at = Some(started);
+                    let arrived: Vec<chrono::DateTime<Utc>> = causes.iter().map(|c| c.at).collect();
+                    let began = Instant::now();
                     let causes = act.causes(causes, &loaded, committed);
                     act.apply(view, &causes);
+                    metrics::histogram!("hub_apply_seconds").record(began.elapsed().as_secs_f64());
+                    let now = Utc::now();
+                    for at in arrived {
+                        // From the writing statement to the delta queued for the sessions.
+                        let age = (now - at).to_std().unwrap_or_default();
+                        metrics::histogram!("change_to_delta_seconds").record(age.as_secs_f64());
+                    }
                     // Sessions admitted now that the view is loaded show up in presence.
                     if act.presence.changed {
                         act.sync_presence(ctx);

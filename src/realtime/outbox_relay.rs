@@ -4,7 +4,10 @@
 //! pending `change_events` in sequence order to `{prefix}:customer:{id}`, bumps the customers'
 //! view-cache generations, marks the events published and records its progress — in one
 //! transaction, so while Redis is down nothing is marked and the backlog goes out when it
-//! returns. Customers whose data feeds derived state are handed to the derived worker.
+//! returns. Customers whose data feeds derived state are recomputed by the derived worker
+//! first, while it keeps up: a hub reloading for the change then finds the derived rows in the
+//! same snapshot (and their events as already shown), one reload and one delta where there
+//! were two.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
 use crate::derived::event_feeds_derived_state;
+use crate::derived::worker::DerivedWorker;
 use crate::realtime::event::{ChangeEvent, channel};
 use crate::redis_link::RedisLink;
 use crate::view::cache;
@@ -38,6 +42,9 @@ const FULL_SCAN: Duration = Duration::from_secs(1);
 /// Backoff bounds while Postgres or Redis is down.
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest a batch waits for its customers' derived state before it is published anyway
+/// (the derived rows then follow as changes of their own).
+const DERIVED_WAIT: Duration = Duration::from_millis(50);
 /// Generation keys outlive any cache entry by far.
 const GENERATION_TTL_SECS: i64 = 24 * 3600;
 
@@ -46,7 +53,7 @@ pub struct OutboxRelay {
     pub redis: Arc<RedisLink>,
     pub redis_prefix: String,
     pub node_id: String,
-    pub derived: mpsc::Sender<i64>,
+    pub derived: DerivedWorker,
 }
 
 impl OutboxRelay {
@@ -178,6 +185,20 @@ impl OutboxRelay {
                 source: "outbox".to_owned(),
             });
         }
+        let derived: BTreeSet<i64> = events
+            .iter()
+            .filter(|e| event_feeds_derived_state(&e.kind, &e.entity_id, e.customer_id))
+            .map(|e| e.customer_id)
+            .collect();
+        if !derived.is_empty() {
+            let wait = self.derived.keeping_up();
+            let done = self.derived.recompute(derived);
+            if !wait {
+                metrics::counter!("outbox_derived_not_waited_total").increment(1);
+            } else if tokio::time::timeout(DERIVED_WAIT, done).await.is_err() {
+                metrics::counter!("outbox_derived_wait_expired_total").increment(1);
+            }
+        }
         self.publish(&events).await.map_err(RelayError::Redis)?;
         let last = seqs.iter().copied().max().unwrap_or(0);
         tx.execute(&statements.mark_published, &[&seqs]).await?;
@@ -185,17 +206,6 @@ impl OutboxRelay {
             .await?;
         tx.commit().await?;
         metrics::counter!("outbox_events_published_total").increment(seqs.len() as u64);
-
-        let derived: BTreeSet<i64> = events
-            .iter()
-            .filter(|e| event_feeds_derived_state(&e.kind, &e.entity_id, e.customer_id))
-            .map(|e| e.customer_id)
-            .collect();
-        for customer in derived {
-            if self.derived.try_send(customer).is_err() {
-                metrics::counter!("derived_recompute_dropped_total").increment(1);
-            }
-        }
         Ok((events.len(), last))
     }
 

@@ -194,41 +194,38 @@ impl ChurnSlice {
 
 /// Appends health and churn history rows when they differ from the latest recorded ones, so
 /// the history holds every change and nothing else. Returns whether anything was written.
-pub async fn record(
-    conn: &mut AsyncPgConnection,
-    customer_id: i64,
-    d: &Derived,
-) -> QueryResult<bool> {
+pub async fn record(conn: &AsyncPgConnection, customer_id: i64, d: &Derived) -> QueryResult<bool> {
     let factors = serde_json::to_value(&d.health.factors)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     let reasons = serde_json::to_value(&d.churn.reasons)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    let health = prepared(
-        "INSERT INTO customer_health_scores (customer_id, score, factors)
+    let (mut c1, mut c2) = (conn, conn);
+    let (health, churn) = futures_util::try_join!(
+        prepared(
+            "INSERT INTO customer_health_scores (customer_id, score, factors)
          SELECT $1, $2, $3 WHERE NOT EXISTS (
              SELECT 1 FROM (SELECT score FROM customer_health_scores WHERE customer_id = $1
                             ORDER BY computed_at DESC, id DESC LIMIT 1) l WHERE l.score = $2)",
-        vec![
-            bind::<BigInt, _>(customer_id),
-            bind::<Int2, _>(d.health.score),
-            bind::<Jsonb, _>(factors),
-        ],
-    )
-    .execute(conn)
-    .await?;
-    let churn = prepared(
-        "INSERT INTO customer_churn_risks (customer_id, level, reasons)
+            vec![
+                bind::<BigInt, _>(customer_id),
+                bind::<Int2, _>(d.health.score),
+                bind::<Jsonb, _>(factors),
+            ],
+        )
+        .execute(&mut c1),
+        prepared(
+            "INSERT INTO customer_churn_risks (customer_id, level, reasons)
          SELECT $1, $2::churn_risk_level, $3 WHERE NOT EXISTS (
              SELECT 1 FROM (SELECT level, reasons FROM customer_churn_risks WHERE customer_id = $1
                             ORDER BY computed_at DESC, id DESC LIMIT 1) l
              WHERE l.level = $2::churn_risk_level AND l.reasons = $3)",
-        vec![
-            bind::<BigInt, _>(customer_id),
-            bind::<Text, _>(d.churn.level.as_str()),
-            bind::<Jsonb, _>(reasons),
-        ],
-    )
-    .execute(conn)
-    .await?;
+            vec![
+                bind::<BigInt, _>(customer_id),
+                bind::<Text, _>(d.churn.level.as_str()),
+                bind::<Jsonb, _>(reasons),
+            ],
+        )
+        .execute(&mut c2)
+    )?;
     Ok(health + churn > 0)
 }

@@ -239,14 +239,18 @@ pub struct Committed {
     pub at: DateTime<Utc>,
 }
 
-/// Loads only `slices` (as JSON, for the live hubs), from one snapshot like `load`, with the
-/// customer's change events written since `events_since` that the snapshot already shows: a
-/// hub names them as causes of what it sends, so their own arrival later needs no recompute.
+/// Loads `slices` (as JSON, for the live hubs) from one snapshot like `load`, with the
+/// customer's change events written since `events_since` that the snapshot shows. A hub names
+/// those events as causes of what it sends, so their own arrival later needs no recompute; to
+/// make that true of every one of them, the slices of any such event not `known` to the hub
+/// already (the derived worker's rows that followed the change, typically) are loaded too, in
+/// the same snapshot. Returns the slices, which can be more than asked, and the events.
 pub async fn load_slices(
     conn: &mut AsyncPgConnection,
     customer_id: i64,
     masking: Masking,
     slices: &[Slice],
+    known: &std::collections::HashSet<uuid::Uuid>,
     now: DateTime<Utc>,
     events_since: DateTime<Utc>,
 ) -> QueryResult<(serde_json::Map<String, serde_json::Value>, Vec<Committed>)> {
@@ -255,7 +259,6 @@ pub async fn load_slices(
     use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
     const EVENTS: &str = "SELECT event_id, kind, entity_id, at FROM change_events
                           WHERE customer_id = $1 AND at >= $2 ORDER BY at";
-    let wanted: Vec<Slice> = slices.to_vec();
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -266,16 +269,37 @@ pub async fn load_slices(
             // cheaper) costs more than running it.
             conn.batch_execute("SET LOCAL plan_cache_mode = force_generic_plan")
                 .await?;
-            let view = slices_in_snapshot(conn, customer_id, masking, &wanted, now).await?;
-            let events = prepared(
-                EVENTS,
-                vec![
-                    bind::<BigInt, _>(customer_id),
-                    bind::<Timestamptz, _>(events_since),
-                ],
-            )
-            .load(conn)
-            .await?;
+            let conn: &AsyncPgConnection = conn;
+            let events = async {
+                let mut conn = conn;
+                prepared(
+                    EVENTS,
+                    vec![
+                        bind::<BigInt, _>(customer_id),
+                        bind::<Timestamptz, _>(events_since),
+                    ],
+                )
+                .load::<Committed>(&mut conn)
+                .await
+            };
+            // Sent together: the events' answer decides only what more to load.
+            let (mut view, events) = futures_util::try_join!(
+                slices_in_snapshot(conn, customer_id, masking, slices, now),
+                events
+            )?;
+            let mut more: Vec<Slice> = events
+                .iter()
+                .filter(|e| !known.contains(&e.event_id))
+                .flat_map(|e| Slice::affected_by(&e.kind, &e.entity_id, customer_id))
+                .copied()
+                .filter(|s| !view.contains_key(s.name()))
+                .collect();
+            more.sort_by_key(|s| *s as u8);
+            more.dedup();
+            if !more.is_empty() {
+                ::metrics::counter!("hub_reload_extra_slices_total").increment(1);
+                view.extend(slices_in_snapshot(conn, customer_id, masking, &more, now).await?);
+            }
             Ok((view, events))
         })
         .await
