@@ -193,14 +193,14 @@ impl ChurnSlice {
 }
 
 /// Appends health and churn history rows when they differ from the latest recorded ones, so
-/// the history holds every change and nothing else. Returns whether anything was written.
-pub async fn record(conn: &AsyncPgConnection, customer_id: i64, d: &Derived) -> QueryResult<bool> {
+/// the history holds every change and nothing else.
+pub async fn record(conn: &AsyncPgConnection, customer_id: i64, d: &Derived) -> QueryResult<()> {
     let factors = serde_json::to_value(&d.health.factors)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     let reasons = serde_json::to_value(&d.churn.reasons)
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
     let (mut c1, mut c2) = (conn, conn);
-    let (health, churn) = futures_util::try_join!(
+    futures_util::try_join!(
         prepared(
             "INSERT INTO customer_health_scores (customer_id, score, factors)
          SELECT $1, $2, $3 WHERE NOT EXISTS (
@@ -227,5 +227,5 @@ pub async fn record(conn: &AsyncPgConnection, customer_id: i64, d: &Derived) -> 
         )
         .execute(&mut c2)
     )?;
-    Ok(health + churn > 0)
+    Ok(())
 }
