@@ -216,6 +216,57 @@ async fn snapshots_then_deltas_converge_to_the_http_view_per_role() {
     );
 }
 
+/// A snapshot several times the size of the slices the server writes it in (so that no
+/// connection's write buffer outgrows its first 8 KiB) arrives whole, and the session stays live.
+#[actix_web::test]
+async fn a_snapshot_larger_than_the_write_slices_arrives_whole_and_deltas_follow() {
+    use customer360::http::sliced_body::SLICE;
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let sql = app.db.sql().await;
+    sql.execute(
+        "INSERT INTO customer_notes (customer_id, author_id, author_name, body)
+         SELECT $1, 'admin-1', 'A', repeat(chr(97 + n % 26), 1500) FROM generate_series(1, 20) n",
+        &[&id],
+    )
+    .await
+    .expect("long notes");
+    let mut ws = connect(&app, Role::Admin).await;
+    send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
+    let snapshot = next(&mut ws).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let size = snapshot.to_string().len();
+    assert!(
+        size > 2 * SLICE,
+        "the snapshot ({size} bytes) spans three slices or more"
+    );
+    let expected = app
+        .get(&format!("/api/admin/customers/{id}/360"), Role::Admin)
+        .await
+        .json();
+    assert_eq!(snapshot["view"], expected);
+
+    sql.execute(
+        "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents)
+         VALUES ($1, 'BIG-1', 'paid', 4200, 4200)",
+        &[&id],
+    )
+    .await
+    .expect("order");
+    let mut view = snapshot["view"].clone();
+    let mut version = snapshot["version"].as_u64().expect("version");
+    converge(
+        &app,
+        &mut ws,
+        Role::Admin,
+        id,
+        &mut view,
+        &mut version,
+        |v| v["orders"]["items"][0]["order_number"] == "BIG-1",
+    )
+    .await;
+}
+
 #[actix_web::test]
 async fn bad_frames_get_error_frames_and_the_session_stays_usable() {
     let app = spawn_app().await;

@@ -620,3 +620,55 @@ async fn a_reload_loads_the_slices_of_every_event_its_snapshot_shows_that_the_hu
     let (view, _) = load(&mut conn, &known).await;
     assert!(!view.contains_key("segments") && view.contains_key("orders"));
 }
+
+/// Changes handed to the derived worker while a customer's recomputation waits for its turn
+/// join that recomputation (it has read nothing yet, so it covers them) instead of queueing one
+/// each; once it has run, the next change gets a recomputation of its own.
+#[actix_web::test]
+async fn the_derived_worker_folds_repeats_into_the_recomputation_that_waits() {
+    use customer360::config::PoolConfig;
+    use customer360::derived::worker::DerivedWorker;
+    let db = common::TestDb::create().await;
+    let sql = db.sql().await;
+    let a = customer_with_history(&sql, "fold-a@example.com").await;
+    let b = customer_with_history(&sql, "fold-b@example.com").await;
+    let pool = customer360::db::pool::build_pool(
+        &db.url,
+        &PoolConfig {
+            db_pool_size: 2,
+            db_pool_wait_ms: 2_000,
+            db_connect_timeout_ms: 3_000,
+            db_statement_timeout_ms: 5_000,
+        },
+    )
+    .expect("pool");
+    let worker = DerivedWorker::new(pool);
+
+    // Nothing has run yet: the tasks start when this one first waits.
+    let first = worker.recompute([a, a, b]);
+    let second = worker.recompute([b, a]);
+    assert_eq!(worker.pending(), 2, "one recomputation per customer");
+    first.await;
+    second.await;
+    assert_eq!(worker.pending(), 0);
+    for id in [a, b] {
+        let recorded: i64 = sql
+            .query_one(
+                "SELECT count(*) FROM customer_health_scores WHERE customer_id = $1",
+                &[&id],
+            )
+            .await
+            .expect("health history")
+            .get(0);
+        assert_eq!(recorded, 1, "customer {id}'s health recorded once");
+    }
+
+    let third = worker.recompute([a]);
+    assert_eq!(
+        worker.pending(),
+        1,
+        "a change after the run gets a run of its own"
+    );
+    third.await;
+    assert_eq!(worker.pending(), 0);
+}

@@ -3,12 +3,13 @@
 //! it publishes their changes, so a dashboard's one reload shows a change together with the
 //! health, churn and segments that follow from it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::Semaphore;
 
 use crate::db::DbPool;
@@ -23,14 +24,26 @@ pub const QUEUE: usize = 10_000;
 /// later than 10 s.
 const CONCURRENCY: usize = 2;
 
+/// One recomputation of one customer; every request it answers awaits a clone.
+type Run = Shared<BoxFuture<'static, ()>>;
+
+/// A customer's recomputations: at most one running and one waiting.
+#[derive(Default)]
+struct Turns {
+    /// Held by the running one: two at once could both append the same history row.
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// The one waiting for its turn. It has read nothing yet, so it also covers every change
+    /// handed over meanwhile: those join it rather than queue one more each (behind, a customer
+    /// changed five times is recomputed once or twice, not five times).
+    waiting: Option<Run>,
+}
+
 #[derive(Clone)]
 pub struct DerivedWorker {
     pool: DbPool,
     permits: Arc<Semaphore>,
     outstanding: Arc<AtomicUsize>,
-    /// One lock per customer being recomputed (or waiting to be): two recomputations of the
-    /// same customer at once could both append the same history row.
-    customers: Arc<Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>>,
+    customers: Arc<Mutex<HashMap<i64, Turns>>>,
 }
 
 impl DerivedWorker {
@@ -43,56 +56,82 @@ impl DerivedWorker {
         }
     }
 
+    /// Recomputations started and not finished, running or waiting.
+    pub fn pending(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+
     /// Whether the worker is keeping up: no more recomputations pending than it runs at once.
     /// Behind, it is not waited for — under an overload, changes reach dashboards first and
     /// their derived state follows (a second reload), instead of everything waiting for it.
     pub fn keeping_up(&self) -> bool {
-        self.outstanding.load(Ordering::Acquire) <= CONCURRENCY
+        self.pending() <= CONCURRENCY
     }
 
-    /// Starts recomputing each of `customers` now; the future returned ends when all of them
-    /// have. Dropping it leaves them running.
+    /// Has each of `customers` recomputed from a read that starts after this call; the future
+    /// returned ends when all of them have been. Dropping it leaves them running.
     pub fn recompute(&self, customers: impl IntoIterator<Item = i64>) -> impl Future<Output = ()> {
-        let started: Vec<_> = customers
+        let runs: Vec<Run> = customers
             .into_iter()
-            .filter_map(|customer| {
-                if self.outstanding.fetch_add(1, Ordering::AcqRel) >= QUEUE {
-                    self.outstanding.fetch_sub(1, Ordering::AcqRel);
-                    metrics::counter!("derived_recompute_dropped_total").increment(1);
-                    return None;
-                }
-                Some(actix_web::rt::spawn(self.clone().one(customer)))
-            })
+            .filter_map(|customer| self.request(customer))
             .collect();
         async move {
-            for task in started {
-                let _ = task.await;
+            for run in runs {
+                run.await;
             }
         }
     }
 
-    async fn one(self, customer: i64) {
-        let lock = self.lock_map().entry(customer).or_default().clone();
+    /// The customer's waiting recomputation, or a new one (none when `QUEUE` are pending).
+    fn request(&self, customer: i64) -> Option<Run> {
+        let mut map = self.lock_map();
+        let turns = map.entry(customer).or_default();
+        if let Some(waiting) = &turns.waiting {
+            metrics::counter!("derived_recompute_folded_total").increment(1);
+            return Some(waiting.clone());
+        }
+        if self.outstanding.fetch_add(1, Ordering::AcqRel) >= QUEUE {
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("derived_recompute_dropped_total").increment(1);
+            return None;
+        }
+        let run = self
+            .clone()
+            .one(customer, turns.lock.clone())
+            .boxed()
+            .shared();
+        turns.waiting = Some(run.clone());
+        actix_web::rt::spawn(run.clone());
+        Some(run)
+    }
+
+    async fn one(self, customer: i64, lock: Arc<tokio::sync::Mutex<()>>) {
         {
             let _turn = lock.lock().await;
+            // unwrap: no permit is ever closed; the semaphore lives as long as the worker.
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .expect("semaphore never closed");
+            // From here on it reads: a change handed over from now needs a run of its own.
+            if let Some(turns) = self.lock_map().get_mut(&customer) {
+                turns.waiting = None;
+            }
             self.run(customer).await;
         }
-        let mut map = self.lock_map();
-        // Only the map's handle and this one left: nobody waits for this customer's turn
-        // (handles are cloned under the map's lock, so none can appear meanwhile).
-        if Arc::strong_count(&lock) == 2 {
-            map.remove(&customer);
+        if let hash_map::Entry::Occupied(turns) = self.lock_map().entry(customer) {
+            // Only the map's handle of the lock and this one left, and nothing waiting: the
+            // customer is done (handles are cloned under the map's lock, so none can appear
+            // meanwhile).
+            if turns.get().waiting.is_none() && Arc::strong_count(&lock) == 2 {
+                turns.remove();
+            }
         }
         self.outstanding.fetch_sub(1, Ordering::AcqRel);
     }
 
     async fn run(&self, customer: i64) {
-        // unwrap: no permit is ever closed; the semaphore lives as long as the worker.
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .expect("semaphore never closed");
         let result = match self.pool.get().await {
             Ok(mut conn) => super::recompute_customer(&mut conn, customer, Utc::now())
                 .await
@@ -108,7 +147,7 @@ impl DerivedWorker {
         }
     }
 
-    fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<tokio::sync::Mutex<()>>>> {
+    fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Turns>> {
         // A panic while holding this lock cannot leave the map inconsistent: take it anyway.
         self.customers
             .lock()

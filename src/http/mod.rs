@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod notes;
 pub mod openapi;
 pub mod search;
+pub mod sliced_body;
 pub mod tags;
 pub mod ws;
 

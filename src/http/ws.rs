@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::http::auth::{JwtKeys, bearer_token};
 use crate::http::errors::ApiError;
+use crate::http::sliced_body::SlicedBody;
 use crate::realtime::registry::HubRegistry;
 use crate::realtime::session::DashboardSession;
 use crate::startup::AppState;
@@ -61,5 +62,7 @@ pub async fn connect(
         stream.max_frame_size(CODEC_FRAME_LIMIT),
         state.ws_queue,
     );
-    Ok(response)
+    Ok(response
+        .map_body(|_, body| SlicedBody::new(body))
+        .map_into_boxed_body())
 }
