@@ -660,7 +660,7 @@ async fn the_derived_worker_folds_repeats_into_the_recomputation_that_waits() {
             .await
             .expect("health history")
             .get(0);
-        assert_eq!(recorded, 1, "customer {id}'s health recorded once");
+        assert_eq!(recorded, 1, "customer {id}'s recomputation ran");
     }
 
     let third = worker.recompute([a]);

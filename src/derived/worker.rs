@@ -85,8 +85,7 @@ impl DerivedWorker {
     /// The customer's waiting recomputation, or a new one (none when `QUEUE` are pending).
     fn request(&self, customer: i64) -> Option<Run> {
         let mut map = self.lock_map();
-        let turns = map.entry(customer).or_default();
-        if let Some(waiting) = &turns.waiting {
+        if let Some(waiting) = map.get(&customer).and_then(|turns| turns.waiting.as_ref()) {
             metrics::counter!("derived_recompute_folded_total").increment(1);
             return Some(waiting.clone());
         }
@@ -95,40 +94,38 @@ impl DerivedWorker {
             metrics::counter!("derived_recompute_dropped_total").increment(1);
             return None;
         }
-        let run = self
-            .clone()
-            .one(customer, turns.lock.clone())
-            .boxed()
-            .shared();
+        let turns = map.entry(customer).or_default();
+        // Its own task: a recomputation that panics ends that task, not the relay awaiting it.
+        let task = actix_web::rt::spawn(self.clone().one(customer, turns.lock.clone()));
+        let run = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
         turns.waiting = Some(run.clone());
-        actix_web::rt::spawn(run.clone());
         Some(run)
     }
 
     async fn one(self, customer: i64, lock: Arc<tokio::sync::Mutex<()>>) {
-        {
-            let _turn = lock.lock().await;
-            // unwrap: no permit is ever closed; the semaphore lives as long as the worker.
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .expect("semaphore never closed");
-            // From here on it reads: a change handed over from now needs a run of its own.
-            if let Some(turns) = self.lock_map().get_mut(&customer) {
-                turns.waiting = None;
-            }
-            self.run(customer).await;
+        let mut done = Done {
+            worker: &self,
+            customer,
+            lock,
+            reading: false,
+        };
+        let _turn = done.lock.lock().await;
+        // unwrap: no permit is ever closed; the semaphore lives as long as the worker.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        // From here on it reads: a change handed over from now needs a run of its own.
+        if let Some(turns) = self.lock_map().get_mut(&customer) {
+            turns.waiting = None;
         }
-        if let hash_map::Entry::Occupied(turns) = self.lock_map().entry(customer) {
-            // Only the map's handle of the lock and this one left, and nothing waiting: the
-            // customer is done (handles are cloned under the map's lock, so none can appear
-            // meanwhile).
-            if turns.get().waiting.is_none() && Arc::strong_count(&lock) == 2 {
-                turns.remove();
-            }
-        }
-        self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        done.reading = true;
+        self.run(customer).await;
     }
 
     async fn run(&self, customer: i64) {
@@ -152,5 +149,33 @@ impl DerivedWorker {
         self.customers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A recomputation's end, however it ends (finished, panicked, or its task dropped at shutdown):
+/// it stops counting as pending, and a customer with nothing running or waiting leaves the map.
+struct Done<'a> {
+    worker: &'a DerivedWorker,
+    customer: i64,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Whether it got its turn; until then it is the customer's waiting recomputation.
+    reading: bool,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        let mut map = self.worker.lock_map();
+        if let hash_map::Entry::Occupied(mut turns) = map.entry(self.customer) {
+            if !self.reading {
+                turns.get_mut().waiting = None;
+            }
+            // Only the map's handle of the lock and this one left, and nothing waiting: the
+            // customer is done (handles are cloned under the map's lock, so none can appear
+            // meanwhile).
+            if turns.get().waiting.is_none() && Arc::strong_count(&self.lock) == 2 {
+                turns.remove();
+            }
+        }
+        self.worker.outstanding.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -7,7 +7,7 @@
 //! doubled the buffer to 16 KiB on most dashboard connections, 6.4 KB more per idle session
 //! (heaptrack, 10,000 sessions). The server pulls another chunk only while less than
 //! `PULL_BELOW` bytes are buffered (`h1_write_buffer_size`), so with slices of at most `SLICE`
-//! bytes the buffer never holds more than its first 8 KiB. The slices share the chunk's memory;
+//! bytes the buffer never needs more than its first 8 KiB, partial writes included. The slices share the chunk's memory;
 //! nothing is copied.
 
 use std::pin::Pin;
@@ -21,8 +21,10 @@ const WRITE_BUFFER: usize = 8 * 1024;
 /// The server's `h1_write_buffer_size`: it pulls another body chunk only while less than this
 /// is buffered. Room for a response head, so that a head and its body still leave in one write.
 pub const PULL_BELOW: usize = 512;
-/// Largest slice: what still fits beside less than `PULL_BELOW` buffered bytes.
-pub const SLICE: usize = WRITE_BUFFER - PULL_BELOW;
+/// Largest slice. It is pulled while fewer than `PULL_BELOW` bytes wait, and after a partial
+/// write those may sit behind as many already written (the buffer moves its bytes to the front
+/// only when the written ones are at least as many): so up to twice `PULL_BELOW` is taken.
+pub const SLICE: usize = WRITE_BUFFER - 2 * PULL_BELOW;
 
 pub struct SlicedBody<B> {
     inner: B,
