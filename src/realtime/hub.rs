@@ -34,6 +34,10 @@ const TICK: Duration = Duration::from_millis(250);
 const PRESENCE_SETTLE: Duration = Duration::from_millis(250);
 /// Wait before retrying a failed recompute.
 const RETRY: Duration = Duration::from_millis(500);
+/// Longest a reload waits for a pooled connection: longer than a request's wait
+/// (`--db-pool-wait-ms`), because a reload that gives up loses its place in the pool's queue
+/// and comes back after `RETRY`. Under an overload, waiting costs less than failing.
+const POOL_WAIT: Duration = Duration::from_secs(10);
 /// How far before the previous load a load looks for committed events: a writing transaction
 /// stamps its events when it writes them, and may commit a little later.
 const COMMIT_MARGIN: Duration = Duration::from_secs(10);
@@ -195,7 +199,14 @@ impl CustomerHub {
         let events_since = self.loaded_at.unwrap_or(started) - margin;
         let load = async move {
             let began = Instant::now();
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let timeouts = deadpool::managed::Timeouts {
+                wait: Some(POOL_WAIT),
+                ..pool.timeouts()
+            };
+            let mut conn = pool
+                .timeout_get(&timeouts)
+                .await
+                .map_err(|e| e.to_string())?;
             let (view, committed) = view::load_slices(
                 &mut conn,
                 customer_id,
