@@ -28,12 +28,27 @@ use crate::domain::metrics::Metrics;
 #[derive(diesel::QueryableByName)]
 pub struct JsonRow {
     #[diesel(sql_type = diesel::sql_types::Jsonb)]
-    pub data: serde_json::Value,
+    data: JsonText,
+}
+
+/// A `jsonb` value as the text Postgres sent. Decoding it straight into the slice's type skips
+/// the tree of `serde_json::Value`s diesel would build first (and drop at once): on a hub's
+/// reload that tree was most of the server's allocations.
+struct JsonText(Vec<u8>);
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for JsonText {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        // The binary form of jsonb: a version byte (1), then the text.
+        match value.as_bytes().split_first() {
+            Some((1, text)) => Ok(JsonText(text.to_vec())),
+            _ => Err("unsupported jsonb encoding version".into()),
+        }
+    }
 }
 
 /// Decodes a slice built by SQL; a mismatch is a bug in this crate, reported as such.
 pub fn decode<T: DeserializeOwned>(row: JsonRow) -> QueryResult<T> {
-    serde_json::from_value(row.data)
+    serde_json::from_slice(&row.data.0)
         .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
 }
 
