@@ -431,3 +431,50 @@ async fn compare_two_or_three_customers() {
     .await
     .problem(404, "not_found");
 }
+
+/// A segment deleted while an admin pages through its members: the next page names the
+/// segment that is gone (422), rather than paging on over every customer.
+#[actix_web::test]
+async fn a_segment_deleted_mid_paging_is_a_422_naming_it() {
+    let app = spawn_app().await;
+    let sql = app.db.sql().await;
+    sql.batch_execute(
+        "INSERT INTO customers (name, email) VALUES ('Page One', 'p1@example.com'),
+             ('Page Two', 'p2@example.com'), ('Page Three', 'p3@example.com');
+         INSERT INTO customer_segments (name, kind) VALUES ('Paged', 'manual');
+         INSERT INTO customer_segment_assignments (customer_id, segment_id, source, assigned_by)
+           SELECT c.id, s.id, 'manual', 'admin-1' FROM customers c, customer_segments s
+           WHERE s.name = 'Paged' AND c.email LIKE 'p_@example.com';",
+    )
+    .await
+    .expect("a segment of three");
+    let first = app
+        .get(
+            "/api/admin/customers/search?segment=paged&limit=1",
+            Role::Admin,
+        )
+        .await
+        .json();
+    assert_eq!(first["total"], 3, "{first}");
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    sql.execute("DELETE FROM customer_segments WHERE name = 'Paged'", &[])
+        .await
+        .expect("segment deleted");
+    let next = app
+        .get(
+            &format!("/api/admin/customers/search?segment=paged&limit=1&cursor={cursor}"),
+            Role::Admin,
+        )
+        .await;
+    let problem = next.problem(422, "validation_failed");
+    assert_eq!(problem["field"], "segment");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("paged")),
+        "{problem}"
+    );
+}
