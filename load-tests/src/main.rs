@@ -5,6 +5,7 @@
 //! delta's arrival at each session that watches the customer.
 
 mod collector;
+mod machine;
 mod plot;
 mod report;
 mod server;
@@ -245,6 +246,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // Let the server settle (initial loads, presence) before measuring the idle footprint.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = server.sample()?;
+    let machine_idle = machine::CpuSample::now()?;
 
     let started = Instant::now();
     collector.start_clock(started);
@@ -265,6 +267,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .drain(Duration::from_secs(args.loss_timeout))
         .await;
     let busy = server.sample()?;
+    let machine_busy = machine::CpuSample::now()?;
+    let measured_seconds = started.elapsed().as_secs_f64();
     let samples = sampler.stop().await;
 
     let verification = if args.mode == Mode::Reconnect {
@@ -283,6 +287,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             baseline,
             idle,
             busy,
+            machine: (machine_idle, machine_busy),
+            measured_seconds,
             samples: samples.clone(),
             written,
             sessions,

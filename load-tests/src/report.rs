@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::collector::Outcome;
+use crate::machine::{CpuSample, MachineFigures};
 use crate::server::Sample;
 use crate::session::{SessionStats, Verification};
 use crate::writer::Written;
@@ -19,6 +20,10 @@ pub struct Inputs {
     pub baseline: Sample,
     pub idle: Sample,
     pub busy: Sample,
+    /// The machine's CPU when `idle` and `busy` were taken…
+    pub machine: (CpuSample, CpuSample),
+    /// …and the seconds between them.
+    pub measured_seconds: f64,
     pub samples: Vec<Sample>,
     pub written: Written,
     pub sessions: SessionStats,
@@ -86,6 +91,8 @@ pub struct Report {
     pub latency: Latency,
     pub deliveries: Deliveries,
     pub server: ServerFigures,
+    /// From the first write to the last delivery, like the server's CPU time.
+    pub machine: MachineFigures,
     pub session_stats: SessionStats,
     pub verification: Option<Verification>,
     pub targets: Vec<Target>,
@@ -134,6 +141,13 @@ impl Report {
             cpu_seconds,
             delta_frames_per_cpu_second: o.delta_frames as f64 / cpu_seconds,
         };
+        let machine = MachineFigures::between(
+            &i.machine.0,
+            &i.machine.1,
+            cpu_seconds,
+            i.written.written,
+            i.measured_seconds,
+        );
         let mut targets = Vec::new();
         let mut target = |name: &str, value: f64, limit: f64, at_most: bool| {
             targets.push(Target {
@@ -211,6 +225,7 @@ impl Report {
             latency,
             deliveries,
             server,
+            machine,
             session_stats: i.sessions,
             verification: i.verification,
             targets,
@@ -263,6 +278,17 @@ impl Report {
             s.rss_end_mib,
             s.cpu_seconds,
             s.delta_frames_per_cpu_second
+        );
+        let m = &self.machine;
+        println!(
+            "machine         {:.0} % of {} cores busy; CPU per change: server {:.2} ms, PostgreSQL {:.2} ms, Redis {:.2} ms, load tool {:.2} ms, rest {:.2} ms",
+            m.busy_share * 100.0,
+            m.cores,
+            m.server_ms_per_change,
+            m.postgres_ms_per_change,
+            m.redis_ms_per_change,
+            m.load_tool_ms_per_change,
+            m.other_ms_per_change
         );
         for e in &d.missing_examples {
             println!("  lost: {e}");

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-/// Linux reports CPU time in clock ticks of 1/100 s on every platform this runs on.
-const TICKS_PER_SECOND: f64 = 100.0;
+use crate::machine::ProcStat;
 
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -62,22 +61,9 @@ impl Server {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{}/status", self.pid))?;
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-        let after = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .ok_or_else(|| anyhow::anyhow!("unreadable /proc/{}/stat", self.pid))?;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
         Ok(Sample {
             rss_bytes: rss_kb * 1024,
-            cpu_seconds: (ticks(11) + ticks(12)) as f64 / TICKS_PER_SECOND,
+            cpu_seconds: ProcStat::read(&self.pid.to_string())?.cpu_seconds,
         })
     }
 }
