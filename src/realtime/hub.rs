@@ -28,8 +28,12 @@ use crate::realtime::redis_bus::{RedisBus, Subscribe};
 use crate::redis_link::RedisLink;
 use crate::view::{self, Slice};
 
-/// How often stale sessions are offered a fresh snapshot, and the subscription retried.
-const TICK: Duration = Duration::from_millis(250);
+/// How often a hub looks, when nothing else wakes it, for stale sessions, a failed
+/// subscription and events it may have missed (its mailbox overflowed). Every tick wakes the
+/// hub's thread: at 250 ms, 2,000 idle hubs cost a twentieth of a core (load-tests/README.md).
+const TICK: Duration = Duration::from_secs(1);
+/// While a session is stale or the subscription is not confirmed, the next look comes this soon.
+const SOON: Duration = Duration::from_millis(250);
 /// Least time between two presence syncs of a hub while viewers keep coming and going.
 const PRESENCE_SETTLE: Duration = Duration::from_millis(250);
 /// Wait before retrying a failed recompute.
@@ -75,6 +79,8 @@ pub struct CustomerHub {
     pending: Vec<ChangeEvent>,
     pending_all: bool,
     recomputing: bool,
+    /// A look within `SOON` is scheduled.
+    looking_soon: bool,
     /// Set by the registry when an event could not be queued here: recompute everything.
     missed: Arc<AtomicBool>,
     /// Events whose effects the view already shows (seen in a loaded snapshot), with when.
@@ -136,6 +142,7 @@ impl CustomerHub {
             pending: Vec::new(),
             pending_all: true,
             recomputing: false,
+            looking_soon: false,
             missed,
             applied: HashMap::new(),
             loaded_at: None,
@@ -154,8 +161,14 @@ impl CustomerHub {
                 act.pending_all = true;
                 act.schedule(ctx);
             }
-            Ok(Err(e)) => tracing::debug!(customer = act.customer_id, error = %e, "subscription failed; retrying"),
-            Err(e) => tracing::warn!(error = %e, "redis bus unreachable"),
+            Ok(Err(e)) => {
+                tracing::debug!(customer = act.customer_id, error = %e, "subscription failed; retrying");
+                act.look_soon_if_waiting(ctx);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "redis bus unreachable");
+                act.look_soon_if_waiting(ctx);
+            }
         }));
     }
 
@@ -246,6 +259,7 @@ impl CustomerHub {
                     if act.presence.changed {
                         act.sync_presence(ctx);
                     }
+                    act.look_soon_if_waiting(ctx);
                 }
                 Err(e) => {
                     tracing::warn!(customer = act.customer_id, error = %e, "recompute failed; retrying");
@@ -545,6 +559,28 @@ impl CustomerHub {
     }
 
     /// Stale sessions get a fresh snapshot as soon as their queue has room.
+    /// Retries the subscription, offers stale sessions their snapshot, and recomputes if an
+    /// event was missed; comes back within `SOON` while something still waits.
+    fn look(&mut self, ctx: &mut Context<Self>) {
+        if !self.subscribed {
+            self.subscribe(ctx);
+        }
+        self.refresh_stale();
+        self.schedule(ctx);
+        self.look_soon_if_waiting(ctx);
+    }
+
+    fn look_soon_if_waiting(&mut self, ctx: &mut Context<Self>) {
+        let waiting = !self.subscribed || self.members.values().any(|m| m.stale);
+        if waiting && !self.looking_soon {
+            self.looking_soon = true;
+            ctx.run_later(SOON, |act, ctx| {
+                act.looking_soon = false;
+                act.look(ctx);
+            });
+        }
+    }
+
     fn refresh_stale(&mut self) {
         let stale: Vec<(u64, ProjectionKey)> = self
             .members
@@ -594,13 +630,7 @@ impl Actor for CustomerHub {
         metrics::gauge!("hubs").increment(1.0);
         self.subscribe(ctx);
         ctx.run_interval(presence::REFRESH, |act, ctx| act.sync_presence(ctx));
-        ctx.run_interval(TICK, |act, ctx| {
-            if !act.subscribed {
-                act.subscribe(ctx);
-            }
-            act.refresh_stale();
-            act.schedule(ctx);
-        });
+        ctx.run_interval(TICK, |act, ctx| act.look(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
