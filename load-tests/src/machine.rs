@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 /// Linux reports CPU time in clock ticks of 1/100 s on every platform this runs on.
-pub const TICKS_PER_SECOND: f64 = 100.0;
+const TICKS_PER_SECOND: f64 = 100.0;
 
 /// One process's line of `/proc/<pid>/stat`, the fields this tool reads.
 #[derive(Debug, Clone, PartialEq)]

@@ -558,7 +558,6 @@ impl CustomerHub {
         }));
     }
 
-    /// Stale sessions get a fresh snapshot as soon as their queue has room.
     /// Retries the subscription, offers stale sessions their snapshot, and recomputes if an
     /// event was missed; comes back within `SOON` while something still waits.
     fn look(&mut self, ctx: &mut Context<Self>) {
@@ -581,6 +580,7 @@ impl CustomerHub {
         }
     }
 
+    /// Stale sessions get a fresh snapshot as soon as their queue has room.
     fn refresh_stale(&mut self) {
         let stale: Vec<(u64, ProjectionKey)> = self
             .members
