@@ -334,6 +334,17 @@ async fn timeline_filters_by_kind_and_date() {
     );
 }
 
+/// How many health history rows the derived worker has recorded for the customer.
+async fn health_history_rows(sql: &tokio_postgres::Client, id: i64) -> i64 {
+    sql.query_one(
+        "SELECT count(*) FROM customer_health_scores WHERE customer_id = $1",
+        &[&id],
+    )
+    .await
+    .expect("health history")
+    .get(0)
+}
+
 /// The view once the relay and the derived worker are done with the fixture: segments
 /// assigned and two reads a moment apart agree.
 async fn settled(app: &TestApp, id: i64) -> Value {
@@ -392,14 +403,7 @@ async fn plain_sql_writes_invalidate_the_cache_and_update_derived_state() {
     })
     .await;
     assert_eq!(v["metrics"]["order_count"], 42);
-    let history: i64 = sql
-        .query_one(
-            "SELECT count(*) FROM customer_health_scores WHERE customer_id = $1",
-            &[&id],
-        )
-        .await
-        .expect("history")
-        .get(0);
+    let history = health_history_rows(&sql, id).await;
     assert!(history >= 1, "health history recorded on change");
     let published: i64 = sql
         .query_one("SELECT count(*) FROM change_events WHERE published_at IS NULL AND customer_id = $1 AND kind = 'order' AND entity_id <> ''", &[&id])
@@ -652,14 +656,7 @@ async fn the_derived_worker_folds_repeats_into_the_recomputation_that_waits() {
     second.await;
     assert_eq!(worker.pending(), 0);
     for id in [a, b] {
-        let recorded: i64 = sql
-            .query_one(
-                "SELECT count(*) FROM customer_health_scores WHERE customer_id = $1",
-                &[&id],
-            )
-            .await
-            .expect("health history")
-            .get(0);
+        let recorded = health_history_rows(&sql, id).await;
         assert_eq!(recorded, 1, "customer {id}'s recomputation ran");
     }
 
