@@ -96,6 +96,30 @@ async fn customer(app: &TestApp) -> i64 {
     id
 }
 
+/// Waits until the derived worker has recorded the customer's health (its rows are written in
+/// one transaction) and the relay has published every change event of the customer.
+async fn derived_state_published(sql: &tokio_postgres::Client, id: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = sql
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM customer_health_scores WHERE customer_id = $1),
+                        NOT EXISTS (SELECT 1 FROM change_events WHERE customer_id = $1 AND published_at IS NULL)",
+                &[&id],
+            )
+            .await
+            .expect("derived state");
+        if row.get::<_, bool>(0) && row.get::<_, bool>(1) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "customer {id}'s derived state was not published within 10 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Applies deltas until the held view shows what `done` looks for and equals GET …/360 for
 /// the role (or 10 s pass).
 async fn converge<S: AsyncRead + AsyncWrite + Unpin>(
@@ -356,6 +380,9 @@ async fn reconnecting_with_since_replays_or_resnapshots() {
     let app = spawn_app().await;
     let id = customer(&app).await;
     let sql = app.db.sql().await;
+    // The frames below are read one by one: the fixture's derived rows must not interleave
+    // deltas of their own.
+    derived_state_published(&sql, id).await;
     let mut watcher = connect(&app, Role::Admin).await;
     send(
         &mut watcher,
