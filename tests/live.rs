@@ -345,6 +345,38 @@ async fn bad_frames_get_error_frames_and_the_session_stays_usable() {
     assert_eq!(next(&mut ws).await["type"], "snapshot");
 }
 
+/// The server's own WebSocket framing (`realtime::outgoing`): a ping is answered with a pong
+/// carrying its payload, and a close is answered with a close, after which the stream ends.
+#[actix_web::test]
+async fn websocket_pings_are_answered_and_a_close_closes() {
+    let app = spawn_app().await;
+    let mut ws = connect(&app, Role::Analyst).await;
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .expect("send");
+    let pong = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("a frame within 10 s")
+        .expect("stream open")
+        .expect("frame");
+    assert_eq!(pong, Message::Pong(b"are you there".to_vec().into()));
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut ws).await["type"], "pong");
+    ws.send(Message::Close(None)).await.expect("send");
+    let mut closed = false;
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("the server closes within 10 s")
+    {
+        match frame {
+            Ok(Message::Close(_)) => closed = true,
+            Ok(other) => panic!("nothing but a close after a close, got {other:?}"),
+            Err(_) => break,
+        }
+    }
+    assert!(closed, "the server answered the close with a close");
+}
+
 #[actix_web::test]
 async fn at_most_twenty_subscriptions() {
     let app = spawn_app().await;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::http::auth::{JwtKeys, bearer_token};
 use crate::http::errors::ApiError;
 use crate::http::sliced_body::SlicedBody;
+use crate::realtime::outgoing;
 use crate::realtime::registry::HubRegistry;
 use crate::realtime::session::DashboardSession;
 use crate::startup::AppState;
@@ -46,7 +47,8 @@ pub async fn connect(
         (None, None) => bearer_token(&req)?.to_owned(),
     };
     let admin = keys.verify(&token)?;
-    let (mut response, session, stream) = actix_ws::handle(&req, body)
+    // actix-ws's own `Session` is left unused: frames go through `Outgoing` instead.
+    let (mut response, _, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request("upgrade", e.to_string()))?;
     if from_protocol.is_some() {
         response.headers_mut().insert(
@@ -54,15 +56,14 @@ pub async fn connect(
             HeaderValue::from_static("bearer"),
         );
     }
+    let (head, upgrade) = response.into_parts();
+    let (out, body) = outgoing::queue(state.ws_queue, upgrade);
     DashboardSession::start(
         admin,
         registry.get_ref().clone(),
         state.pool.clone(),
-        session,
+        out,
         stream.max_frame_size(CODEC_FRAME_LIMIT),
-        state.ws_queue,
     );
-    Ok(response
-        .map_body(|_, body| SlicedBody::new(body))
-        .map_into_boxed_body())
+    Ok(head.set_body(SlicedBody::new(body)).map_into_boxed_body())
 }

@@ -14,13 +14,14 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use chrono::Utc;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::db::DbPool;
 use crate::domain::masking::Masking;
 use crate::domain::roles::Role;
 use crate::realtime::event::ChangeEvent;
 use crate::realtime::held::{self, DiffCache, Projection, Renderer, Slices};
+use crate::realtime::outgoing::{OutFrame, Outgoing};
 use crate::realtime::presence::{self, Viewer};
 use crate::realtime::projection::{ProjectionKey, private_authors_in};
 use crate::realtime::protocol::{self, Activity, Cause, ErrorCode, Since};
@@ -51,7 +52,7 @@ const APPLIED_MEMORY: Duration = Duration::from_secs(60);
 struct Member {
     key: ProjectionKey,
     viewer: Viewer,
-    out: mpsc::Sender<ByteString>,
+    out: Outgoing,
     /// The queue overflowed: deltas stop until a fresh snapshot got through.
     stale: bool,
     /// Has been sent the viewers list (a second tab of an admin already shown joins without
@@ -482,11 +483,11 @@ impl CustomerHub {
             None => match self.snapshot_of(&key) {
                 Some(frame) => deliver(&mut member, frame),
                 None => {
-                    let _ = member.out.try_send(protocol::error_frame(
+                    let _ = member.out.try_send(OutFrame::Text(protocol::error_frame(
                         ErrorCode::Unavailable,
                         "the view could not be prepared",
                         Some(self.customer_id),
-                    ));
+                    )));
                     return;
                 }
             },
@@ -601,7 +602,9 @@ impl CustomerHub {
                     "you fell behind: pending deltas were dropped, a fresh snapshot follows",
                     Some(customer_id),
                 );
-                if member.out.try_send(notice).is_ok() && member.out.try_send(frame).is_ok() {
+                if member.out.try_send(OutFrame::Text(notice)).is_ok()
+                    && member.out.try_send(OutFrame::Text(frame)).is_ok()
+                {
                     member.stale = false;
                 }
             }
@@ -612,13 +615,13 @@ impl CustomerHub {
 
 /// Queues a frame without waiting; a full queue makes the session stale (slow consumer).
 fn deliver(member: &mut Member, frame: ByteString) {
-    match member.out.try_send(frame) {
+    match member.out.try_send(OutFrame::Text(frame)) {
         Ok(()) => metrics::counter!("hub_frames_sent_total").increment(1),
-        Err(mpsc::error::TrySendError::Full(_)) => {
+        Err(TrySendError::Full(_)) => {
             member.stale = true;
             metrics::counter!("hub_slow_consumers_total").increment(1);
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(TrySendError::Closed(_)) => {}
     }
 }
 
@@ -647,7 +650,7 @@ pub struct Join {
     pub viewer_name: String,
     pub role: Role,
     pub since: Option<Since>,
-    pub out: mpsc::Sender<ByteString>,
+    pub out: Outgoing,
 }
 
 impl Handler<Join> for CustomerHub {

@@ -9,6 +9,7 @@ pub mod event;
 pub mod held;
 pub mod hub;
 pub mod outbox_relay;
+pub mod outgoing;
 pub mod presence;
 pub mod projection;
 pub mod protocol;
