@@ -796,8 +796,8 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
     );
 
     // Each rewrite of 50 notes of 9 kB is a delta of about half a megabyte: sixty of them are
-    // more than the socket buffers and actix-ws's own 32-message channel hold, so the
-    // server-side queue fills up.
+    // more than the socket buffers and the connection's write buffer hold, so the server-side
+    // queue fills up.
     let sql = app.db.sql().await;
     sql.execute(
         "INSERT INTO customer_notes (customer_id, author_id, author_name, body)

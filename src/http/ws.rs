@@ -57,12 +57,13 @@ pub async fn connect(
         );
     }
     let (head, upgrade) = response.into_parts();
-    let (out, body) = outgoing::queue(state.ws_queue, upgrade);
+    let (out, closer, body) = outgoing::queue(state.ws_queue, upgrade);
     DashboardSession::start(
         admin,
         registry.get_ref().clone(),
         state.pool.clone(),
         out,
+        closer,
         stream.max_frame_size(CODEC_FRAME_LIMIT),
     );
     Ok(head.set_body(SlicedBody::new(body)).map_into_boxed_body())

@@ -1,13 +1,16 @@
 //! A WebSocket's outgoing side: the bounded queue that hubs and the session fill without
-//! waiting, and the response body through which the connection drains it, one encoded frame
-//! per chunk.
+//! waiting, the response body through which the connection drains it, one encoded frame per
+//! chunk, and the session's `Closer`, which ends it.
 //!
 //! The connection's task pulls a frame only while its write buffer has room, so a client that
 //! stops reading leaves at most the queue's capacity of frames in memory, and a full queue is
-//! how a slow consumer is noticed. Before this, actix-ws's `Session` sat behind the queue with
+//! how a slow consumer is noticed. The close does not queue: a session that stops (its client
+//! closed or went silent) must end the connection even while the queue is full and hubs still
+//! hold senders. Before this, actix-ws's `Session` sat behind the queue with
 //! a writer task per connection copying frames from one channel to the next: a second wake-up
 //! per frame (measured in load-tests/README.md, "Fewer hops per frame").
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -15,7 +18,7 @@ use actix_http::ws::{OpCode, Parser};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Control frames carry at most this many payload bytes (RFC 6455, 5.5).
 const CONTROL_PAYLOAD: usize = 125;
@@ -26,31 +29,44 @@ pub enum OutFrame {
     Text(ByteString),
     Ping,
     Pong(Bytes),
-    /// The last frame: the body ends after it, which closes the connection.
-    Close,
 }
 
 /// The sending side of a session's queue; the session clones it into every hub it joins.
 /// `try_send` fails at once when the queue is full (the client is not reading) or closed.
 pub type Outgoing = mpsc::Sender<OutFrame>;
 
-/// A queue of `capacity` frames and the body that drains it. `upgrade` is actix-ws's own
-/// response body: it is kept, never polled, because its drop is how actix-ws's
+/// Ends the connection: the session's alone, never cloned. Dropped unused, it closes too, so a
+/// session that goes away any other way cannot leave its connection open.
+#[derive(Debug)]
+pub struct Closer(oneshot::Sender<()>);
+
+impl Closer {
+    /// Sends a close frame ahead of whatever is still queued, and ends the body after it.
+    pub fn close(self) {
+        // A dropped receiver means the body has ended already.
+        let _ = self.0.send(());
+    }
+}
+
+/// A queue of `capacity` frames, its closer, and the body that drains it. `upgrade` is
+/// actix-ws's own response body: it is kept, never polled, because its drop is how actix-ws's
 /// `MessageStream` learns that the connection has gone.
-pub fn queue(capacity: usize, upgrade: BoxBody) -> (Outgoing, OutgoingBody) {
+pub fn queue(capacity: usize, upgrade: BoxBody) -> (Outgoing, Closer, OutgoingBody) {
     let (tx, rx) = mpsc::channel(capacity);
+    let (close, closed) = oneshot::channel();
     let body = OutgoingBody {
         queue: rx,
-        closing: false,
+        closed: Some(closed),
         _upgrade: upgrade,
     };
-    (tx, body)
+    (tx, Closer(close), body)
 }
 
 /// The WebSocket's response body: each frame of the queue, encoded, as one chunk.
 pub struct OutgoingBody {
     queue: mpsc::Receiver<OutFrame>,
-    closing: bool,
+    /// `None` once the close frame has been handed over.
+    closed: Option<oneshot::Receiver<()>>,
     _upgrade: BoxBody,
 }
 
@@ -66,39 +82,40 @@ impl MessageBody for OutgoingBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
-        if this.closing {
+        let Some(closed) = this.closed.as_mut() else {
             return Poll::Ready(None);
+        };
+        // Sent or dropped, the closer has spoken: frames still queued are for a client that
+        // is leaving, so they are not written.
+        if Pin::new(closed).poll(cx).is_ready() {
+            this.closed = None;
+            this.queue.close();
+            return Poll::Ready(Some(Ok(encode(b"", OpCode::Close))));
         }
         let Some(frame) = std::task::ready!(this.queue.poll_recv(cx)) else {
             return Poll::Ready(None);
         };
-        Poll::Ready(Some(Ok(this.encode(frame))))
+        let chunk = match &frame {
+            OutFrame::Text(text) => encode(text.as_bytes(), OpCode::Text),
+            OutFrame::Ping => encode(b"", OpCode::Ping),
+            OutFrame::Pong(data) => encode(&data[..data.len().min(CONTROL_PAYLOAD)], OpCode::Pong),
+        };
+        Poll::Ready(Some(Ok(chunk)))
     }
 }
 
-impl OutgoingBody {
-    fn encode(&mut self, frame: OutFrame) -> Bytes {
-        let (payload, op): (&[u8], OpCode) = match &frame {
-            OutFrame::Text(text) => (text.as_bytes(), OpCode::Text),
-            OutFrame::Ping => (b"", OpCode::Ping),
-            OutFrame::Pong(data) => (&data[..data.len().min(CONTROL_PAYLOAD)], OpCode::Pong),
-            OutFrame::Close => {
-                self.closing = true;
-                self.queue.close();
-                (b"", OpCode::Close)
-            }
-        };
-        // A server's frames are not masked; 10 bytes is the longest header (64-bit length).
-        let mut buf = BytesMut::with_capacity(payload.len() + 10);
-        Parser::write_message(&mut buf, payload, op, true, false);
-        buf.freeze()
-    }
+fn encode(payload: &[u8], op: OpCode) -> Bytes {
+    // A server's frames are not masked; 10 bytes is the longest header (64-bit length).
+    let mut buf = BytesMut::with_capacity(payload.len() + 10);
+    Parser::write_message(&mut buf, payload, op, true, false);
+    buf.freeze()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::body::{BoxBody, to_bytes};
+    use std::time::Duration;
 
     fn parse_all(mut bytes: BytesMut) -> Vec<(OpCode, Vec<u8>)> {
         let mut frames = Vec::new();
@@ -112,9 +129,19 @@ mod tests {
         frames
     }
 
+    /// The whole body, failing if it does not end: the tests keep senders alive, so only the
+    /// closer can end it.
+    async fn drain(body: OutgoingBody) -> Vec<(OpCode, Vec<u8>)> {
+        let all = actix_web::rt::time::timeout(Duration::from_secs(5), to_bytes(body))
+            .await
+            .expect("the body ends")
+            .expect("an infallible body");
+        parse_all(BytesMut::from(&all[..]))
+    }
+
     #[actix_web::test]
-    async fn frames_arrive_in_order_and_close_ends_the_body() {
-        let (out, body) = queue(8, BoxBody::new(()));
+    async fn frames_arrive_in_order_encoded() {
+        let (out, closer, mut body) = queue(8, BoxBody::new(()));
         out.try_send(OutFrame::Text("first".into()))
             .expect("room in the queue");
         out.try_send(OutFrame::Ping).expect("room in the queue");
@@ -122,23 +149,19 @@ mod tests {
             .expect("room in the queue");
         out.try_send(OutFrame::Text("é".repeat(40_000).into()))
             .expect("room in the queue");
-        out.try_send(OutFrame::Close).expect("room in the queue");
-        // `out` is still alive (dropped only at the end): only the close can end the body.
-        let all = actix_web::rt::time::timeout(std::time::Duration::from_secs(5), to_bytes(body))
-            .await
-            .expect("the body ends after Close")
-            .expect("an infallible body");
-        let frames = parse_all(BytesMut::from(&all[..]));
+        let mut bytes = BytesMut::new();
+        for _ in 0..4 {
+            let chunk = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx))
+                .await
+                .expect("a frame is queued")
+                .expect("an infallible body");
+            bytes.extend_from_slice(&chunk);
+        }
+        let frames = parse_all(bytes);
         let ops: Vec<OpCode> = frames.iter().map(|(op, _)| *op).collect();
         assert_eq!(
             ops,
-            [
-                OpCode::Text,
-                OpCode::Ping,
-                OpCode::Pong,
-                OpCode::Text,
-                OpCode::Close
-            ]
+            [OpCode::Text, OpCode::Ping, OpCode::Pong, OpCode::Text]
         );
         assert_eq!(frames[0].1, b"first");
         assert_eq!(
@@ -147,29 +170,35 @@ mod tests {
             "a pong is cut to a control frame"
         );
         assert_eq!(frames[3].1, "é".repeat(40_000).as_bytes());
+        closer.close();
+        assert_eq!(drain(body).await, [(OpCode::Close, Vec::new())]);
         drop(out);
-    }
-
-    #[test]
-    fn a_full_queue_refuses_at_once() {
-        let (out, _body) = queue(2, BoxBody::new(()));
-        out.try_send(OutFrame::Ping).expect("room in the queue");
-        out.try_send(OutFrame::Ping).expect("room in the queue");
-        assert!(matches!(
-            out.try_send(OutFrame::Ping),
-            Err(mpsc::error::TrySendError::Full(_))
-        ));
     }
 
     #[actix_web::test]
-    async fn the_body_ends_when_every_sender_has_gone() {
-        let (out, body) = queue(2, BoxBody::new(()));
-        out.try_send(OutFrame::Text("last".into()))
+    async fn a_close_goes_ahead_of_a_full_queue_and_ends_the_body() {
+        let (out, closer, body) = queue(2, BoxBody::new(()));
+        out.try_send(OutFrame::Text("one".into()))
             .expect("room in the queue");
+        out.try_send(OutFrame::Text("two".into()))
+            .expect("room in the queue");
+        assert!(
+            matches!(
+                out.try_send(OutFrame::Ping),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
+            "a full queue refuses at once"
+        );
+        closer.close();
+        assert_eq!(drain(body).await, [(OpCode::Close, Vec::new())]);
         drop(out);
-        let frames = parse_all(BytesMut::from(
-            &to_bytes(body).await.expect("an infallible body")[..],
-        ));
-        assert_eq!(frames, [(OpCode::Text, b"last".to_vec())]);
+    }
+
+    #[actix_web::test]
+    async fn a_dropped_closer_closes_too() {
+        let (out, closer, body) = queue(2, BoxBody::new(()));
+        drop(closer);
+        assert_eq!(drain(body).await, [(OpCode::Close, Vec::new())]);
+        drop(out);
     }
 }

@@ -14,7 +14,7 @@ use crate::db::DbPool;
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::realtime::hub::Join;
-use crate::realtime::outgoing::{OutFrame, Outgoing};
+use crate::realtime::outgoing::{Closer, OutFrame, Outgoing};
 use crate::realtime::protocol::{self, ClientMessage, ErrorCode, MAX_SUBSCRIPTIONS};
 use crate::realtime::registry::{ActivityFor, HubRegistry, ResyncFor, Unwatch, Watch};
 
@@ -31,17 +31,21 @@ pub struct DashboardSession {
     registry: Addr<HubRegistry>,
     pool: DbPool,
     out: Outgoing,
+    /// Taken when the session stops.
+    closer: Option<Closer>,
     subscriptions: HashSet<i64>,
     heard: Instant,
 }
 
 impl DashboardSession {
-    /// Starts the session: it reads the client's frames from `stream` and writes to `out`.
+    /// Starts the session: it reads the client's frames from `stream`, writes to `out`, and
+    /// ends the connection with `closer` when it stops.
     pub fn start(
         admin: AuthAdmin,
         registry: Addr<HubRegistry>,
         pool: DbPool,
         out: Outgoing,
+        closer: Closer,
         stream: actix_ws::MessageStream,
     ) -> Addr<DashboardSession> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -53,6 +57,7 @@ impl DashboardSession {
                 registry,
                 pool,
                 out,
+                closer: Some(closer),
                 subscriptions: HashSet::new(),
                 heard: Instant::now(),
             }
@@ -241,7 +246,9 @@ impl Actor for DashboardSession {
         for customer_id in std::mem::take(&mut self.subscriptions) {
             self.unwatch(customer_id);
         }
-        let _ = self.out.try_send(OutFrame::Close);
+        if let Some(closer) = self.closer.take() {
+            closer.close();
+        }
         Running::Stop
     }
 
