@@ -5,10 +5,10 @@
 //! keeps whatever capacity that buffer once needed, up to 128 KiB, for the connection's life.
 //! A WebSocket's body (`realtime::outgoing`) hands over one frame per chunk, and a dashboard's
 //! snapshot is about 15 KB: unsliced, it doubled the buffer to 16 KiB on most dashboard
-//! connections, 6.4 KB more per idle session (heaptrack, 10,000 sessions). The server pulls another chunk only while less than
-//! `PULL_BELOW` bytes are buffered (`h1_write_buffer_size`), so with slices of at most `SLICE`
-//! bytes the buffer never needs more than its first 8 KiB, partial writes included. The slices share the chunk's memory;
-//! nothing is copied.
+//! connections, 6.4 KB more per idle session (heaptrack, 10,000 sessions). The server pulls
+//! another chunk only while less than `PULL_BELOW` bytes are buffered (`h1_write_buffer_size`),
+//! so with slices of at most `SLICE` bytes the buffer never needs more than its first 8 KiB,
+//! partial writes included. The slices share the chunk's memory; nothing is copied.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
