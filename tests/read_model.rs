@@ -599,17 +599,17 @@ async fn a_reload_loads_the_slices_of_every_event_its_snapshot_shows_that_the_hu
     let order_slices = Slice::affected_by("order", "1", id);
     assert!(!order_slices.contains(&Slice::Segments));
     let load = async |conn: &mut diesel_async::AsyncPgConnection, known: &HashSet<uuid::Uuid>| {
-        view::load_slices(
-            conn,
-            id,
-            Masking::Clear,
-            order_slices,
+        let reload = view::Reload {
+            customer_id: id,
+            masking: Masking::Clear,
+            slices: order_slices,
+            batch: &[],
             known,
-            chrono::Utc::now(),
-            started,
-        )
-        .await
-        .expect("a reload")
+            shown_timeline: None,
+            now: chrono::Utc::now(),
+            events_since: started,
+        };
+        view::load_slices(conn, &reload).await.expect("a reload")
     };
 
     // The hub knows only the order (its batch): the segment event it has not seen is covered.
@@ -668,4 +668,123 @@ async fn the_derived_worker_folds_repeats_into_the_recomputation_that_waits() {
     );
     third.await;
     assert_eq!(worker.pending(), 0);
+}
+
+/// A hub's reload reads only the timeline kinds its changes touched and merges them into the
+/// page it shows; the result must be the page read whole, also when a change moved an event
+/// the page showed (the merge then declines and the whole page is read).
+#[actix_web::test]
+async fn a_timeline_refreshed_in_part_is_the_page_read_whole() {
+    use customer360::domain::masking::Masking;
+    use customer360::view::{self, Committed, Slice};
+    use std::collections::HashSet;
+
+    let db = common::TestDb::create().await;
+    let sql = db.sql().await;
+    let id = customer_with_history(&sql, "refresh@example.com").await;
+    let mut conn =
+        <diesel_async::AsyncPgConnection as diesel_async::AsyncConnection>::establish(&db.url)
+            .await
+            .expect("connect");
+    let since = chrono::Utc::now();
+    let reload = async |conn: &mut diesel_async::AsyncPgConnection,
+                        batch: &[Committed],
+                        shown: Option<&str>| {
+        let mut slices: Vec<Slice> = match shown {
+            Some(_) => batch
+                .iter()
+                .flat_map(|c| Slice::affected_by(&c.kind, &c.entity_id, id))
+                .copied()
+                .collect(),
+            None => Slice::ALL.to_vec(),
+        };
+        slices.sort_by_key(|s| *s as u8);
+        slices.dedup();
+        let known: HashSet<uuid::Uuid> = batch.iter().map(|c| c.event_id).collect();
+        let reload = view::Reload {
+            customer_id: id,
+            masking: Masking::Clear,
+            slices: &slices,
+            batch,
+            known: &known,
+            shown_timeline: shown,
+            now: chrono::Utc::now(),
+            events_since: since,
+        };
+        let (view, _) = view::load_slices(conn, &reload).await.expect("a reload");
+        view["timeline"].clone()
+    };
+    let events_after = async |mark: chrono::DateTime<chrono::Utc>| -> Vec<Committed> {
+        sql.query(
+            "SELECT event_id, kind, op, entity_id, at FROM change_events
+             WHERE customer_id = $1 AND at > $2 ORDER BY at",
+            &[&id, &mark],
+        )
+        .await
+        .expect("events")
+        .iter()
+        .map(|r| Committed {
+            event_id: r.get(0),
+            kind: r.get(1),
+            op: r.get(2),
+            entity_id: r.get(3),
+            at: r.get(4),
+        })
+        .collect()
+    };
+
+    let shown = reload(&mut conn, &[], None).await;
+    assert_eq!(shown["events"].as_array().map(Vec::len), Some(20));
+    assert!(
+        shown["next_cursor"].is_string(),
+        "45 orders fill more than a page"
+    );
+
+    // New events of three kinds, created and updated: merged into the page shown.
+    let mark = chrono::Utc::now();
+    sql.batch_execute(&format!(
+        "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents)
+             VALUES ({id}, 'NEW-1', 'paid', 4200, 4200);
+         UPDATE orders SET status = 'shipped' WHERE customer_id = {id} AND order_number = 'O{id}-1';
+         INSERT INTO loyalty_transactions (customer_id, points, reason) VALUES ({id}, 42, 'Order NEW-1');
+         INSERT INTO support_tickets (customer_id, subject) VALUES ({id}, 'Where is NEW-1?');"
+    ))
+    .await
+    .expect("changes");
+    let batch = events_after(mark).await;
+    assert!(batch.iter().all(|c| c.op == "created" || c.op == "updated"));
+    let shown_text = shown.to_string();
+    let refreshed = reload(&mut conn, &batch, Some(&shown_text)).await;
+    let whole = reload(&mut conn, &[], None).await;
+    assert_eq!(refreshed, whole);
+    assert_eq!(whole["events"][0]["title"], "Ticket: Where is NEW-1?");
+    assert!(
+        whole["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["summary"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("shipped")))),
+        "the update in place shows: {whole}"
+    );
+
+    // An order the page shows moved back in time: the page read whole, not a merge.
+    let shown_text = whole.to_string();
+    let mark = chrono::Utc::now();
+    sql.batch_execute(&format!(
+        "UPDATE orders SET placed_at = now() - interval '3000 days'
+         WHERE customer_id = {id} AND order_number = 'NEW-1'"
+    ))
+    .await
+    .expect("a moved order");
+    let batch = events_after(mark).await;
+    assert_eq!(batch.len(), 1);
+    let refreshed = reload(&mut conn, &batch, Some(&shown_text)).await;
+    let whole = reload(&mut conn, &[], None).await;
+    assert_eq!(refreshed, whole);
+    assert!(
+        whole["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().all(|e| e["title"] != "Order NEW-1")),
+        "the moved order left the page: {whole}"
+    );
 }

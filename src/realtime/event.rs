@@ -19,6 +19,18 @@ pub struct ChangeEvent {
     pub source: String,
 }
 
+impl From<&ChangeEvent> for crate::view::Committed {
+    fn from(e: &ChangeEvent) -> Self {
+        crate::view::Committed {
+            event_id: e.event_id,
+            kind: e.kind.clone(),
+            op: e.op.clone(),
+            entity_id: e.entity_id.clone(),
+            at: e.at,
+        }
+    }
+}
+
 fn external() -> String {
     "external".to_owned()
 }

@@ -205,6 +205,13 @@ impl CustomerHub {
             .chain(causes.iter().map(|e| &e.event_id))
             .copied()
             .collect();
+        // The batch as the reload sees it, and the page to refresh in part: none after missed
+        // events, whose changes are unknown.
+        let batch: Vec<view::Committed> = causes.iter().map(view::Committed::from).collect();
+        let shown_timeline: Option<Arc<str>> = match &self.clear {
+            Some(clear) if !was_all => clear.get(Slice::Timeline.name()).cloned(),
+            _ => None,
+        };
         self.recomputing = true;
         let pool = self.pool.clone();
         let customer_id = self.customer_id;
@@ -221,17 +228,19 @@ impl CustomerHub {
                 .timeout_get(&timeouts)
                 .await
                 .map_err(|e| e.to_string())?;
-            let (view, committed) = view::load_slices(
-                &mut conn,
+            let reload = view::Reload {
                 customer_id,
-                Masking::Clear,
-                &slices,
-                &known,
-                started,
+                masking: Masking::Clear,
+                slices: &slices,
+                batch: &batch,
+                known: &known,
+                shown_timeline: shown_timeline.as_deref(),
+                now: started,
                 events_since,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            };
+            let (view, committed) = view::load_slices(&mut conn, &reload)
+                .await
+                .map_err(|e| e.to_string())?;
             // What came back, which can be more than was asked (loaders share queries).
             let loaded: Vec<Slice> = Slice::ALL
                 .into_iter()

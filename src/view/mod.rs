@@ -248,10 +248,71 @@ pub struct Committed {
     pub event_id: uuid::Uuid,
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub kind: String,
+    /// created, updated or deleted.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub op: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub entity_id: String,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub at: DateTime<Utc>,
+}
+
+/// What a hub asks of a reload.
+pub struct Reload<'a> {
+    pub customer_id: i64,
+    pub masking: Masking,
+    /// The slices to load…
+    pub slices: &'a [Slice],
+    /// …for these changes (empty when everything is loaded).
+    pub batch: &'a [Committed],
+    /// Events the hub has shown already, or that are in `batch`.
+    pub known: &'a std::collections::HashSet<uuid::Uuid>,
+    /// The timeline's first page as the hub shows it (JSON), so that only the kinds of events
+    /// that changed are read again. None: read it whole.
+    pub shown_timeline: Option<&'a str>,
+    pub now: DateTime<Utc>,
+    /// The customer's change events from this time on are returned.
+    pub events_since: DateTime<Utc>,
+}
+
+/// How a reload reads the timeline: only the kinds of events that changes touched, merged into
+/// the page shown (`timeline::refresh_first_page`), or the whole page.
+#[derive(Debug, Clone, PartialEq)]
+enum TimelineRead {
+    Kinds(timeline::Changed),
+    Whole,
+}
+
+impl TimelineRead {
+    /// For `changes` of the customer, starting from `self`.
+    fn with<'c>(
+        mut self,
+        changes: impl IntoIterator<Item = &'c Committed>,
+        customer_id: i64,
+    ) -> Self {
+        for c in changes {
+            if !Slice::affected_by(&c.kind, &c.entity_id, customer_id).contains(&Slice::Timeline) {
+                continue;
+            }
+            let TimelineRead::Kinds(changed) = &mut self else {
+                return self;
+            };
+            let Some(kinds) = timeline::kinds_changed_by(&c.kind) else {
+                return TimelineRead::Whole;
+            };
+            match c.op.as_str() {
+                "created" | "updated" => {}
+                "deleted" => changed.deletions = true,
+                _ => return TimelineRead::Whole,
+            }
+            for k in kinds {
+                if !changed.kinds.contains(k) {
+                    changed.kinds.push(k);
+                }
+            }
+        }
+        self
+    }
 }
 
 /// Loads `slices` (as JSON, for the live hubs) from one snapshot like `load`, with the
@@ -262,18 +323,24 @@ pub struct Committed {
 /// the same snapshot. Returns the slices, which can be more than asked, and the events.
 pub async fn load_slices(
     conn: &mut AsyncPgConnection,
-    customer_id: i64,
-    masking: Masking,
-    slices: &[Slice],
-    known: &std::collections::HashSet<uuid::Uuid>,
-    now: DateTime<Utc>,
-    events_since: DateTime<Utc>,
+    reload: &Reload<'_>,
 ) -> QueryResult<(serde_json::Map<String, serde_json::Value>, Vec<Committed>)> {
     use crate::db::prepared::{bind, prepared};
     use diesel::sql_types::{BigInt, Timestamptz};
     use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
-    const EVENTS: &str = "SELECT event_id, kind, entity_id, at FROM change_events
+    const EVENTS: &str = "SELECT event_id, kind, op, entity_id, at FROM change_events
                           WHERE customer_id = $1 AND at >= $2 ORDER BY at";
+    let customer_id = reload.customer_id;
+    let shown_timeline: Option<timeline::TimelinePage> = reload
+        .shown_timeline
+        .and_then(|text| serde_json::from_str(text).ok());
+    let shown_timeline = shown_timeline.as_ref();
+    let first_read = match shown_timeline {
+        Some(_) => {
+            TimelineRead::Kinds(timeline::Changed::default()).with(reload.batch, customer_id)
+        }
+        None => TimelineRead::Whole,
+    };
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -291,29 +358,64 @@ pub async fn load_slices(
                     EVENTS,
                     vec![
                         bind::<BigInt, _>(customer_id),
-                        bind::<Timestamptz, _>(events_since),
+                        bind::<Timestamptz, _>(reload.events_since),
                     ],
                 )
                 .load::<Committed>(&mut conn)
                 .await
             };
+            let read_kinds = timeline::ReadKinds::default();
+            let first = Loads {
+                customer_id,
+                masking: reload.masking,
+                slices: reload.slices,
+                timeline: (shown_timeline, &first_read, &read_kinds),
+                now: reload.now,
+            };
             // Sent together: the events' answer decides only what more to load.
-            let (mut view, events) = futures_util::try_join!(
-                slices_in_snapshot(conn, customer_id, masking, slices, now),
-                events
-            )?;
-            let mut more: Vec<Slice> = events
+            let (mut view, events) = futures_util::try_join!(first.run(conn), events)?;
+            let unseen: Vec<&Committed> = events
                 .iter()
-                .filter(|e| !known.contains(&e.event_id))
+                .filter(|e| !reload.known.contains(&e.event_id))
+                .collect();
+            let mut more: Vec<Slice> = unseen
+                .iter()
                 .flat_map(|e| Slice::affected_by(&e.kind, &e.entity_id, customer_id))
                 .copied()
                 .filter(|s| !view.contains_key(s.name()))
                 .collect();
+            // A timeline read in part is merged again if these events changed other kinds:
+            // from the page shown, with every kind that changed (the merge is proven against a
+            // page as it was, not one already merged), reading only the kinds not read yet.
+            let second_read = match &first_read {
+                TimelineRead::Kinds(changed) if view.contains_key(Slice::Timeline.name()) => {
+                    match first_read.clone().with(unseen.iter().copied(), customer_id) {
+                        TimelineRead::Kinds(wider) if wider == *changed => None,
+                        wider => Some(wider),
+                    }
+                }
+                TimelineRead::Kinds(_) if more.contains(&Slice::Timeline) => Some(
+                    TimelineRead::Kinds(timeline::Changed::default())
+                        .with(unseen.iter().copied(), customer_id),
+                ),
+                // Read whole already, or to be read whole with `more`.
+                _ => None,
+            };
+            if second_read.is_some() {
+                view.remove(Slice::Timeline.name());
+                more.push(Slice::Timeline);
+            }
+            let second_read = second_read.unwrap_or(TimelineRead::Whole);
             more.sort_by_key(|s| *s as u8);
             more.dedup();
             if !more.is_empty() {
                 ::metrics::counter!("hub_reload_extra_slices_total").increment(1);
-                view.extend(slices_in_snapshot(conn, customer_id, masking, &more, now).await?);
+                let second = Loads {
+                    slices: &more,
+                    timeline: (shown_timeline, &second_read, &read_kinds),
+                    ..first
+                };
+                view.extend(second.run(conn).await?);
             }
             Ok((view, events))
         })
@@ -324,155 +426,188 @@ fn to_json<T: Serialize>(value: T) -> QueryResult<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
 }
 
-async fn slices_in_snapshot(
-    conn: &AsyncPgConnection,
+/// One round of slice loads in a snapshot.
+#[derive(Clone, Copy)]
+struct Loads<'a> {
     customer_id: i64,
     masking: Masking,
-    slices: &[Slice],
+    slices: &'a [Slice],
+    /// The timeline page shown, and how to read the timeline.
+    timeline: (
+        Option<&'a timeline::TimelinePage>,
+        &'a TimelineRead,
+        &'a timeline::ReadKinds,
+    ),
     now: DateTime<Utc>,
-) -> QueryResult<serde_json::Map<String, serde_json::Value>> {
-    use futures_util::FutureExt;
-    use futures_util::future::BoxFuture;
-    type Loaded<'a> = BoxFuture<'a, QueryResult<Vec<(&'static str, serde_json::Value)>>>;
-    let start = cursor::Cursor::start();
-    let timeline_query = timeline::TimelineQuery::first_page(true);
-    let start = &start;
-    let timeline_query = &timeline_query;
-    let mut loads: Vec<Loaded<'_>> = Vec::new();
-    let wants = |s: Slice| slices.contains(&s);
-    if wants(Slice::Profile) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "profile",
-                    to_json(profile::load(conn, customer_id).await?.masked(masking))?,
-                )])
-            }
-            .boxed(),
-        );
+}
+
+impl Loads<'_> {
+    async fn run(
+        self,
+        conn: &AsyncPgConnection,
+    ) -> QueryResult<serde_json::Map<String, serde_json::Value>> {
+        use futures_util::FutureExt;
+        use futures_util::future::BoxFuture;
+        type Loaded<'a> = BoxFuture<'a, QueryResult<Vec<(&'static str, serde_json::Value)>>>;
+        let Loads {
+            customer_id,
+            masking,
+            slices,
+            timeline: (shown_timeline, timeline_read, read_kinds),
+            now,
+        } = self;
+        let start = cursor::Cursor::start();
+        let timeline_query = timeline::TimelineQuery::first_page(true);
+        let start = &start;
+        let timeline_query = &timeline_query;
+        let mut loads: Vec<Loaded<'_>> = Vec::new();
+        let wants = |s: Slice| slices.contains(&s);
+        if wants(Slice::Profile) {
+            loads.push(
+                async move {
+                    Ok(vec![(
+                        "profile",
+                        to_json(profile::load(conn, customer_id).await?.masked(masking))?,
+                    )])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Metrics) || wants(Slice::Health) || wants(Slice::Churn) {
+            loads.push(
+                async move {
+                    let (facts, history) = futures_util::try_join!(
+                        insights::load_facts(conn, customer_id, now),
+                        insights::load_history(conn, customer_id, now)
+                    )?;
+                    let derived = insights::derive(&facts, now);
+                    Ok(vec![
+                        ("metrics", to_json(&derived.metrics)?),
+                        (
+                            "health",
+                            to_json(insights::HealthSlice::new(&derived, &history))?,
+                        ),
+                        ("churn", to_json(insights::ChurnSlice::new(&derived))?),
+                    ])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Orders) {
+            loads.push(
+                async move {
+                    Ok(vec![(
+                        "orders",
+                        to_json(
+                            orders::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT)
+                                .await?,
+                        )?,
+                    )])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Loyalty) {
+            loads.push(
+                async move {
+                    Ok(vec![(
+                        "loyalty",
+                        to_json(loyalty::load(conn, customer_id, now).await?.masked(masking))?,
+                    )])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Marketing) || wants(Slice::Segments) {
+            loads.push(
+                async move {
+                    let (mut marketing, segments) = futures_util::try_join!(
+                        marketing::load(conn, customer_id),
+                        labels::load_segments(conn, customer_id)
+                    )?;
+                    marketing.segments = segments.iter().map(|s| s.name.clone()).collect();
+                    Ok(vec![
+                        ("marketing", to_json(marketing)?),
+                        ("segments", to_json(segments)?),
+                    ])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Support) {
+            loads.push(
+                async move {
+                    Ok(vec![(
+                        "support",
+                        to_json(
+                            support::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT)
+                                .await?,
+                        )?,
+                    )])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Timeline) {
+            loads.push(
+                async move {
+                    let page = match (shown_timeline, timeline_read) {
+                        (Some(shown), TimelineRead::Kinds(changed)) => {
+                            timeline::refresh_first_page(
+                                conn,
+                                customer_id,
+                                shown,
+                                changed,
+                                read_kinds,
+                            )
+                            .await?
+                        }
+                        _ => timeline::load_page(conn, customer_id, timeline_query).await?,
+                    };
+                    Ok(vec![("timeline", to_json(page)?)])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Analytics) {
+            loads.push(
+                async move {
+                    Ok(vec![(
+                        "analytics",
+                        to_json(analytics::load(conn, customer_id).await?)?,
+                    )])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Notes) {
+            loads.push(
+                async move {
+                    Ok(vec![(
+                        "notes",
+                        to_json(notes::load(conn, customer_id).await?)?,
+                    )])
+                }
+                .boxed(),
+            );
+        }
+        if wants(Slice::Tags) {
+            loads.push(
+                async move {
+                    Ok(vec![(
+                        "tags",
+                        to_json(labels::load_tags(conn, customer_id).await?)?,
+                    )])
+                }
+                .boxed(),
+            );
+        }
+        let mut out = serde_json::Map::new();
+        for group in futures_util::future::try_join_all(loads).await? {
+            out.extend(group.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        }
+        Ok(out)
     }
-    if wants(Slice::Metrics) || wants(Slice::Health) || wants(Slice::Churn) {
-        loads.push(
-            async move {
-                let (facts, history) = futures_util::try_join!(
-                    insights::load_facts(conn, customer_id, now),
-                    insights::load_history(conn, customer_id, now)
-                )?;
-                let derived = insights::derive(&facts, now);
-                Ok(vec![
-                    ("metrics", to_json(&derived.metrics)?),
-                    (
-                        "health",
-                        to_json(insights::HealthSlice::new(&derived, &history))?,
-                    ),
-                    ("churn", to_json(insights::ChurnSlice::new(&derived))?),
-                ])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Orders) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "orders",
-                    to_json(
-                        orders::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT).await?,
-                    )?,
-                )])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Loyalty) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "loyalty",
-                    to_json(loyalty::load(conn, customer_id, now).await?.masked(masking))?,
-                )])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Marketing) || wants(Slice::Segments) {
-        loads.push(
-            async move {
-                let (mut marketing, segments) = futures_util::try_join!(
-                    marketing::load(conn, customer_id),
-                    labels::load_segments(conn, customer_id)
-                )?;
-                marketing.segments = segments.iter().map(|s| s.name.clone()).collect();
-                Ok(vec![
-                    ("marketing", to_json(marketing)?),
-                    ("segments", to_json(segments)?),
-                ])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Support) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "support",
-                    to_json(
-                        support::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT).await?,
-                    )?,
-                )])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Timeline) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "timeline",
-                    to_json(timeline::load_page(conn, customer_id, timeline_query).await?)?,
-                )])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Analytics) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "analytics",
-                    to_json(analytics::load(conn, customer_id).await?)?,
-                )])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Notes) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "notes",
-                    to_json(notes::load(conn, customer_id).await?)?,
-                )])
-            }
-            .boxed(),
-        );
-    }
-    if wants(Slice::Tags) {
-        loads.push(
-            async move {
-                Ok(vec![(
-                    "tags",
-                    to_json(labels::load_tags(conn, customer_id).await?)?,
-                )])
-            }
-            .boxed(),
-        );
-    }
-    let mut out = serde_json::Map::new();
-    for group in futures_util::future::try_join_all(loads).await? {
-        out.extend(group.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    }
-    Ok(out)
 }
 
 /// The masked form of a clear view (JSON, as hubs hold it): only the profile and the loyalty

@@ -168,8 +168,8 @@ const SOURCES: [Source; 9] = [
 /// before the cursor $5..$7, $8 rows), so only those are built as JSON: a customer with
 /// hundreds of orders and sessions costs a page per source, not every row (2.1 → 0.8 ms for
 /// a customer with 330 events). The page is the newest of them.
-static SQL: LazyLock<String> = LazyLock::new(|| {
-    let sources: Vec<String> = SOURCES
+fn page_sql(sources: &[Source]) -> String {
+    let sources: Vec<String> = sources
         .iter()
         .map(|s| {
             let Source {
@@ -192,15 +192,42 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          FROM (SELECT * FROM ({}) ev ORDER BY at DESC, kind DESC, id DESC LIMIT $8) page",
         sources.join(" UNION ALL ")
     )
+}
+
+static SQL: LazyLock<String> = LazyLock::new(|| page_sql(&SOURCES));
+
+/// One statement per source, in the order of `KINDS`, for refreshing a page in part: the
+/// statement of every source with the others filtered out still starts all nine scans, and
+/// costs about twice as much as one (load-tests/README.md).
+static KIND_SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+    SOURCES
+        .iter()
+        .map(|s| page_sql(std::slice::from_ref(s)))
+        .collect()
 });
 
 pub async fn load_page(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     customer_id: i64,
     q: &TimelineQuery,
 ) -> QueryResult<TimelinePage> {
+    let mut events = load_events(conn, customer_id, SQL.as_str(), q).await?;
+    let next_cursor = finish_page(&mut events, q.limit, cursor_of);
+    Ok(TimelinePage {
+        events,
+        next_cursor,
+    })
+}
+
+/// Up to a page and one of the events `sql` reads, newest first, formatted.
+async fn load_events(
+    mut conn: &AsyncPgConnection,
+    customer_id: i64,
+    sql: &'static str,
+    q: &TimelineQuery,
+) -> QueryResult<Vec<TimelineEvent>> {
     let row = prepared(
-        SQL.as_str(),
+        sql,
         vec![
             bind::<BigInt, _>(customer_id),
             bind::<Array<Text>, _>(q.kinds.clone()),
@@ -217,16 +244,147 @@ pub async fn load_page(
     .get_result::<JsonRow>(&mut conn)
     .await?;
     let raw: Vec<RawEvent> = decode(row)?;
-    let mut events: Vec<TimelineEvent> = raw
+    Ok(raw
         .into_iter()
         .map(|e| format_event(customer_id, e))
-        .collect();
-    let next_cursor = finish_page(&mut events, q.limit, |e| Cursor {
+        .collect())
+}
+
+fn cursor_of(e: &TimelineEvent) -> Cursor {
+    Cursor {
         at: e.at,
         kind: e.kind.clone(),
         id: e.entity_id,
+    }
+}
+
+/// The timeline kinds a change event of `kind` can alter: None for a kind this crate does not
+/// know, which can alter any.
+pub fn kinds_changed_by(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "order" => &["order"],
+        "loyalty" => &["loyalty"],
+        "ticket" => &["ticket"],
+        "marketing" => &["campaign", "email"],
+        "session" => &["session"],
+        "note" => &["note"],
+        "tag" => &["tag"],
+        "segment" => &["segment"],
+        "profile" => &[],
+        _ => return None,
+    })
+}
+
+/// The kinds of events a hub's timeline page must be refreshed for, and whether any of them
+/// was deleted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changed {
+    pub kinds: Vec<&'static str>,
+    pub deletions: bool,
+}
+
+/// The newest events of each kind a reload has read so far, in one snapshot: a second round
+/// of the reload reads only the kinds the first did not.
+pub type ReadKinds = std::sync::Mutex<Vec<(&'static str, Vec<TimelineEvent>)>>;
+
+/// The first page as hubs hold it (every private note) after changes to events of the
+/// `changed` kinds only: those kinds are read again (one statement each, unless `read` holds
+/// them from this snapshot already), and the other events are kept from `shown`, the page as
+/// it was. When `merge_first_page` cannot vouch for the result, the whole page is read instead.
+pub async fn refresh_first_page(
+    conn: &AsyncPgConnection,
+    customer_id: i64,
+    shown: &TimelinePage,
+    changed: &Changed,
+    read: &ReadKinds,
+) -> QueryResult<TimelinePage> {
+    let q = TimelineQuery::first_page(true);
+    let lock = || {
+        read.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let missing: Option<Vec<(&'static str, &'static str)>> = {
+        let read = lock();
+        changed
+            .kinds
+            .iter()
+            .filter(|k| !read.iter().any(|(have, _)| have == *k))
+            .map(|k| {
+                let i = KINDS.iter().position(|known| known == k)?;
+                Some((*k, KIND_SQL[i].as_str()))
+            })
+            .collect()
+    };
+    if let Some(missing) = missing {
+        let loaded = futures_util::future::try_join_all(missing.iter().map(|(kind, sql)| async {
+            Ok::<_, diesel::result::Error>((*kind, load_events(conn, customer_id, sql, &q).await?))
+        }))
+        .await?;
+        let fresh: Vec<TimelineEvent> = {
+            let mut read = lock();
+            read.extend(loaded);
+            read.iter()
+                .filter(|(kind, _)| changed.kinds.contains(kind))
+                .flat_map(|(_, events)| events.iter().cloned())
+                .collect()
+        };
+        if let Some(page) = merge_first_page(shown, changed, fresh, q.limit) {
+            return Ok(page);
+        }
+        ::metrics::counter!("timeline_refresh_fallbacks_total").increment(1);
+    }
+    load_page(conn, customer_id, &q).await
+}
+
+/// Newest first, as the page's SQL sorts (kinds are lowercase ASCII, which every collation
+/// orders as bytes do).
+fn newest_first(a: &TimelineEvent, b: &TimelineEvent) -> std::cmp::Ordering {
+    (b.at, &b.kind, b.entity_id).cmp(&(a.at, &a.kind, a.entity_id))
+}
+
+/// The first page of `limit` events after events of the `changed` kinds were created, updated
+/// or deleted: `fresh` holds up to `limit + 1` of the newest events of each of those kinds,
+/// `shown` the page before. None when that cannot be known without reading the whole page.
+///
+/// Why it holds: every candidate (a fresh event, or an event of another kind on `shown`) is
+/// current. An event that is not a candidate is either of a changed kind and behind `limit + 1`
+/// candidates of its kind, or of another kind and behind the last event `shown` held (`shown`
+/// held every event before that one). So once the page's last candidate is no further back
+/// than `shown`'s last event, no other event belongs on it. Whether more follow the page is
+/// known when a candidate is left over, when `shown` had no more (then every event is a
+/// candidate), or when nothing was deleted (there are at least as many events as before).
+pub fn merge_first_page(
+    shown: &TimelinePage,
+    changed: &Changed,
+    fresh: Vec<TimelineEvent>,
+    limit: i64,
+) -> Option<TimelinePage> {
+    let is_changed = |e: &TimelineEvent| changed.kinds.contains(&e.kind.as_str());
+    let mut events: Vec<TimelineEvent> = shown
+        .events
+        .iter()
+        .filter(|e| !is_changed(e))
+        .cloned()
+        .chain(fresh)
+        .collect();
+    events.sort_by(newest_first);
+    let had_more = shown.next_cursor.is_some();
+    if had_more {
+        let last_shown = shown.events.last()?;
+        let last = events.get(usize::try_from(limit).ok()?.checked_sub(1)?)?;
+        if newest_first(last, last_shown).is_gt() {
+            return None;
+        }
+        if events.len() as i64 == limit && changed.deletions {
+            return None;
+        }
+    }
+    let next_cursor = finish_page(&mut events, limit, cursor_of).or_else(|| {
+        had_more
+            .then(|| events.last().map(|e| cursor_of(e).encode()))
+            .flatten()
     });
-    Ok(TimelinePage {
+    Some(TimelinePage {
         events,
         next_cursor,
     })
@@ -370,9 +528,159 @@ fn format_event(customer_id: i64, e: RawEvent) -> TimelineEvent {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
     #[test]
     fn every_kind_has_one_source() {
         let kinds: Vec<&str> = SOURCES.iter().map(|s| s.kind).collect();
         assert_eq!(kinds, KINDS);
+    }
+
+    fn event(kind: &str, id: i64, secs: i64, title: &str) -> TimelineEvent {
+        TimelineEvent {
+            id: format!("{kind}:{id}"),
+            kind: kind.to_owned(),
+            entity_id: id,
+            // unwrap: small, valid timestamps.
+            at: DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap(),
+            title: title.to_owned(),
+            summary: String::new(),
+            icon: String::new(),
+            link: String::new(),
+            author_id: None,
+            visibility: None,
+        }
+    }
+
+    /// What the page's SQL answers for a customer whose events are `all`.
+    fn reference_page(all: &[TimelineEvent], limit: i64) -> TimelinePage {
+        let mut events = all.to_vec();
+        events.sort_by(newest_first);
+        let next_cursor = finish_page(&mut events, limit, cursor_of);
+        TimelinePage {
+            events,
+            next_cursor,
+        }
+    }
+
+    /// What the per-kind statements answer: up to `limit + 1` of each kind's newest events.
+    fn fresh_of(all: &[TimelineEvent], kinds: &[&str], limit: i64) -> Vec<TimelineEvent> {
+        kinds
+            .iter()
+            .flat_map(|k| {
+                let mut of_kind: Vec<TimelineEvent> =
+                    all.iter().filter(|e| e.kind == *k).cloned().collect();
+                of_kind.sort_by(newest_first);
+                of_kind.truncate(limit as usize + 1);
+                of_kind
+            })
+            .collect()
+    }
+
+    /// A change to the customer's events: created, updated in place, updated to another
+    /// time, deleted.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Create { kind: usize, secs: i64 },
+        Update { index: usize },
+        Move { index: usize, secs: i64 },
+        Delete { index: usize },
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<Edit>> {
+        let edit = prop_oneof![
+            (0usize..KINDS.len(), 0i64..60).prop_map(|(kind, secs)| Edit::Create { kind, secs }),
+            any::<usize>().prop_map(|index| Edit::Update { index }),
+            (any::<usize>(), 0i64..60).prop_map(|(index, secs)| Edit::Move { index, secs }),
+            any::<usize>().prop_map(|index| Edit::Delete { index }),
+        ];
+        proptest::collection::vec(edit, 0..8)
+    }
+
+    #[test]
+    fn a_deletion_behind_the_page_leaves_unknown_whether_more_follow() {
+        let all = [
+            event("order", 3, 30, ""),
+            event("order", 2, 20, ""),
+            event("order", 1, 10, ""),
+        ];
+        let shown = reference_page(&all, 2);
+        assert!(shown.next_cursor.is_some());
+        // Order 1, behind the page, is gone: the fresh orders are exactly the page.
+        let fresh = all[..2].to_vec();
+        let deleted = Changed {
+            kinds: vec!["order"],
+            deletions: true,
+        };
+        assert_eq!(merge_first_page(&shown, &deleted, fresh.clone(), 2), None);
+        // Had order 3 been updated instead, order 1 would still follow the page.
+        let updated = Changed {
+            kinds: vec!["order"],
+            deletions: false,
+        };
+        let page = merge_first_page(&shown, &updated, fresh, 2);
+        assert_eq!(page, Some(shown));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// Refreshing the changed kinds into the shown page gives exactly the page read whole,
+        /// or declines; it always answers when events were only created or updated in place.
+        #[test]
+        fn a_refreshed_page_is_the_page_read_whole(
+            start in proptest::collection::vec((0usize..KINDS.len(), 0i64..60), 0..40),
+            edits in edits(),
+            limit in 1i64..8,
+        ) {
+            let mut all: Vec<TimelineEvent> = start
+                .iter()
+                .enumerate()
+                .map(|(id, (kind, secs))| event(KINDS[*kind], id as i64, *secs, "before"))
+                .collect();
+            let shown = reference_page(&all, limit);
+            let mut kinds: Vec<&'static str> = Vec::new();
+            let mut in_place = true;
+            let mut deletions = false;
+            let mut next_id = all.len() as i64;
+            for edit in edits {
+                let touched = match edit {
+                    Edit::Create { kind, secs } => {
+                        next_id += 1;
+                        all.push(event(KINDS[kind], next_id, secs, "created"));
+                        Some(KINDS[kind])
+                    }
+                    Edit::Update { index } if !all.is_empty() => {
+                        let i = index % all.len();
+                        all[i].title = "updated".to_owned();
+                        Some(KINDS.iter().copied().find(|k| *k == all[i].kind).unwrap_or("order"))
+                    }
+                    Edit::Move { index, secs } if !all.is_empty() => {
+                        in_place = false;
+                        let i = index % all.len();
+                        all[i].at = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap_or(all[i].at);
+                        Some(KINDS.iter().copied().find(|k| *k == all[i].kind).unwrap_or("order"))
+                    }
+                    Edit::Delete { index } if !all.is_empty() => {
+                        in_place = false;
+                        deletions = true;
+                        let gone = all.remove(index % all.len());
+                        Some(KINDS.iter().copied().find(|k| *k == gone.kind).unwrap_or("order"))
+                    }
+                    _ => None,
+                };
+                if let Some(kind) = touched && !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+            let fresh = fresh_of(&all, &kinds, limit);
+            let changed = Changed { kinds, deletions };
+            let merged = merge_first_page(&shown, &changed, fresh, limit);
+            let whole = reference_page(&all, limit);
+            match merged {
+                Some(page) => prop_assert_eq!(page, whole),
+                None => prop_assert!(!in_place, "declined creations and updates in place"),
+            }
+        }
     }
 }
