@@ -672,7 +672,7 @@ async fn the_derived_worker_folds_repeats_into_the_recomputation_that_waits() {
 
 /// A hub's reload reads only the timeline kinds its changes touched and merges them into the
 /// page it shows; the result must be the page read whole, also when a change moved an event
-/// the page showed (the merge then declines and the whole page is read).
+/// the page showed back in time (which the merge must decline: the page's end moved back).
 #[actix_web::test]
 async fn a_timeline_refreshed_in_part_is_the_page_read_whole() {
     use customer360::domain::masking::Masking;

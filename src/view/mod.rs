@@ -263,7 +263,7 @@ pub struct Reload<'a> {
     pub masking: Masking,
     /// The slices to load…
     pub slices: &'a [Slice],
-    /// …for these changes (empty when everything is loaded).
+    /// …for these changes.
     pub batch: &'a [Committed],
     /// Events the hub has shown already, or that are in `batch`.
     pub known: &'a std::collections::HashSet<uuid::Uuid>,
@@ -320,7 +320,9 @@ impl TimelineRead {
 /// those events as causes of what it sends, so their own arrival later needs no recompute; to
 /// make that true of every one of them, the slices of any such event not `known` to the hub
 /// already (the derived worker's rows that followed the change, typically) are loaded too, in
-/// the same snapshot. Returns the slices, which can be more than asked, and the events.
+/// the same snapshot. The timeline is read only for the kinds of events that changed and merged
+/// into `shown_timeline` where the hub shows one (`timeline::refresh_first_page`). Returns the
+/// slices, which can be more than asked, and the events.
 pub async fn load_slices(
     conn: &mut AsyncPgConnection,
     reload: &Reload<'_>,
@@ -385,9 +387,10 @@ pub async fn load_slices(
                 .filter(|s| !view.contains_key(s.name()))
                 .collect();
             // A timeline read in part is merged again if these events changed other kinds:
-            // from the page shown, with every kind that changed (the merge is proven against a
-            // page as it was, not one already merged), reading only the kinds not read yet.
+            // from the page shown, with every kind that changed (one merge to reason about),
+            // reading only the kinds not read yet. A page read whole is current already.
             let second_read = match &first_read {
+                _ if read_kinds.read_whole() => None,
                 TimelineRead::Kinds(changed) if view.contains_key(Slice::Timeline.name()) => {
                     match first_read.clone().with(unseen.iter().copied(), customer_id) {
                         TimelineRead::Kinds(wider) if wider == *changed => None,

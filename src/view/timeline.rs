@@ -283,9 +283,30 @@ pub struct Changed {
     pub deletions: bool,
 }
 
-/// The newest events of each kind a reload has read so far, in one snapshot: a second round
-/// of the reload reads only the kinds the first did not.
-pub type ReadKinds = std::sync::Mutex<Vec<(&'static str, Vec<TimelineEvent>)>>;
+/// What a reload has read of the timeline so far, in one snapshot: the newest events of each
+/// kind, so that a second round reads only the kinds the first did not, and whether it read the
+/// whole page, which then needs no second round.
+#[derive(Default)]
+pub struct ReadKinds(std::sync::Mutex<Read>);
+
+#[derive(Default)]
+struct Read {
+    kinds: Vec<(&'static str, Vec<TimelineEvent>)>,
+    whole: bool,
+}
+
+impl ReadKinds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Read> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a refresh read the whole page instead.
+    pub fn read_whole(&self) -> bool {
+        self.lock().whole
+    }
+}
 
 /// The first page as hubs hold it (every private note) after changes to events of the
 /// `changed` kinds only: those kinds are read again (one statement each, unless `read` holds
@@ -299,16 +320,12 @@ pub async fn refresh_first_page(
     read: &ReadKinds,
 ) -> QueryResult<TimelinePage> {
     let q = TimelineQuery::first_page(true);
-    let lock = || {
-        read.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
     let missing: Option<Vec<(&'static str, &'static str)>> = {
-        let read = lock();
+        let read = read.lock();
         changed
             .kinds
             .iter()
-            .filter(|k| !read.iter().any(|(have, _)| have == *k))
+            .filter(|k| !read.kinds.iter().any(|(have, _)| have == *k))
             .map(|k| {
                 let i = KINDS.iter().position(|known| known == k)?;
                 Some((*k, KIND_SQL[i].as_str()))
@@ -321,9 +338,10 @@ pub async fn refresh_first_page(
         }))
         .await?;
         let fresh: Vec<TimelineEvent> = {
-            let mut read = lock();
-            read.extend(loaded);
-            read.iter()
+            let mut read = read.lock();
+            read.kinds.extend(loaded);
+            read.kinds
+                .iter()
                 .filter(|(kind, _)| changed.kinds.contains(kind))
                 .flat_map(|(_, events)| events.iter().cloned())
                 .collect()
@@ -331,13 +349,14 @@ pub async fn refresh_first_page(
         if let Some(page) = merge_first_page(shown, changed, fresh, q.limit) {
             return Ok(page);
         }
-        ::metrics::counter!("timeline_refresh_fallbacks_total").increment(1);
     }
+    ::metrics::counter!("timeline_refresh_fallbacks_total").increment(1);
+    read.lock().whole = true;
     load_page(conn, customer_id, &q).await
 }
 
-/// Newest first, as the page's SQL sorts (kinds are lowercase ASCII, which every collation
-/// orders as bytes do).
+/// Newest first, as the page's SQL sorts (the nine kinds are plain lowercase words, which
+/// Postgres's collations order as bytes do).
 fn newest_first(a: &TimelineEvent, b: &TimelineEvent) -> std::cmp::Ordering {
     (b.at, &b.kind, b.entity_id).cmp(&(a.at, &a.kind, a.entity_id))
 }
@@ -349,7 +368,7 @@ fn newest_first(a: &TimelineEvent, b: &TimelineEvent) -> std::cmp::Ordering {
 /// Why it holds: every candidate (a fresh event, or an event of another kind on `shown`) is
 /// current. An event that is not a candidate is either of a changed kind and behind `limit + 1`
 /// candidates of its kind, or of another kind and behind the last event `shown` held (`shown`
-/// held every event before that one). So once the page's last candidate is no further back
+/// held every event newer than that one). So once the page's last candidate is no further back
 /// than `shown`'s last event, no other event belongs on it. Whether more follow the page is
 /// known when a candidate is left over, when `shown` had no more (then every event is a
 /// candidate), or when nothing was deleted (there are at least as many events as before).
