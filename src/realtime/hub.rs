@@ -174,11 +174,16 @@ impl CustomerHub {
     }
 
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        if self.recomputing || (!self.pending_all && self.pending.is_empty()) {
+        if self.recomputing {
             return;
         }
+        // Before the check for pending work: events lost to a full mailbox leave none behind,
+        // and the periodic look must still notice them.
         if self.missed.swap(false, Ordering::AcqRel) {
             self.pending_all = true;
+        }
+        if !self.pending_all && self.pending.is_empty() {
+            return;
         }
         let slices: Vec<Slice> = if self.pending_all || self.clear.is_none() {
             Slice::ALL.to_vec()
