@@ -196,9 +196,9 @@ fn page_sql(sources: &[Source]) -> String {
 
 static SQL: LazyLock<String> = LazyLock::new(|| page_sql(&SOURCES));
 
-/// One statement per source, in the order of `KINDS`, for refreshing a page in part: the
-/// statement of every source with the others filtered out still starts all nine scans, and
-/// costs about twice as much as one (load-tests/README.md).
+/// One statement per source, in the order of `KINDS`, for refreshing a page in part, so that
+/// a reload's second round reuses the kinds its first round read. (Per read, the page's own
+/// statement with the other kinds filtered out costs about the same: load-tests/README.md.)
 static KIND_SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
     SOURCES
         .iter()
