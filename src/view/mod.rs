@@ -278,12 +278,26 @@ pub struct Reload<'a> {
 /// How a reload reads the timeline: only the kinds of events that changes touched, merged into
 /// the page shown (`timeline::refresh_first_page`), or the whole page.
 #[derive(Debug, Clone, PartialEq)]
-enum TimelineRead {
-    Kinds(timeline::Changed),
+enum TimelineRead<'a> {
+    Kinds {
+        shown: &'a timeline::TimelinePage,
+        changed: timeline::Changed,
+    },
     Whole,
 }
 
-impl TimelineRead {
+impl<'a> TimelineRead<'a> {
+    /// Nothing changed yet on the page shown; the whole page when the hub shows none.
+    fn from(shown: Option<&'a timeline::TimelinePage>) -> Self {
+        match shown {
+            Some(shown) => TimelineRead::Kinds {
+                shown,
+                changed: timeline::Changed::default(),
+            },
+            None => TimelineRead::Whole,
+        }
+    }
+
     /// For `changes` of the customer, starting from `self`.
     fn with<'c>(
         mut self,
@@ -294,7 +308,7 @@ impl TimelineRead {
             if !Slice::affected_by(&c.kind, &c.entity_id, customer_id).contains(&Slice::Timeline) {
                 continue;
             }
-            let TimelineRead::Kinds(changed) = &mut self else {
+            let TimelineRead::Kinds { changed, .. } = &mut self else {
                 return self;
             };
             let Some(kinds) = timeline::kinds_changed_by(&c.kind) else {
@@ -337,12 +351,7 @@ pub async fn load_slices(
         .shown_timeline
         .and_then(|text| serde_json::from_str(text).ok());
     let shown_timeline = shown_timeline.as_ref();
-    let first_read = match shown_timeline {
-        Some(_) => {
-            TimelineRead::Kinds(timeline::Changed::default()).with(reload.batch, customer_id)
-        }
-        None => TimelineRead::Whole,
-    };
+    let first_read = TimelineRead::from(shown_timeline).with(reload.batch, customer_id);
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -371,11 +380,13 @@ pub async fn load_slices(
                 customer_id,
                 masking: reload.masking,
                 slices: reload.slices,
-                timeline: (shown_timeline, &first_read, &read_kinds),
+                timeline: &first_read,
+                read_kinds: &read_kinds,
                 now: reload.now,
             };
             // Sent together: the events' answer decides only what more to load.
-            let (mut view, events) = futures_util::try_join!(first.run(conn), events)?;
+            let (mut view, events) =
+                futures_util::try_join!(slices_in_snapshot(conn, first), events)?;
             let unseen: Vec<&Committed> = events
                 .iter()
                 .filter(|e| !reload.known.contains(&e.event_id))
@@ -391,15 +402,14 @@ pub async fn load_slices(
             // reading only the kinds not read yet. A page read whole is current already.
             let second_read = match &first_read {
                 _ if read_kinds.read_whole() => None,
-                TimelineRead::Kinds(changed) if view.contains_key(Slice::Timeline.name()) => {
+                TimelineRead::Kinds { .. } if view.contains_key(Slice::Timeline.name()) => {
                     match first_read.clone().with(unseen.iter().copied(), customer_id) {
-                        TimelineRead::Kinds(wider) if wider == *changed => None,
+                        wider if wider == first_read => None,
                         wider => Some(wider),
                     }
                 }
-                TimelineRead::Kinds(_) if more.contains(&Slice::Timeline) => Some(
-                    TimelineRead::Kinds(timeline::Changed::default())
-                        .with(unseen.iter().copied(), customer_id),
+                TimelineRead::Kinds { .. } if more.contains(&Slice::Timeline) => Some(
+                    TimelineRead::from(shown_timeline).with(unseen.iter().copied(), customer_id),
                 ),
                 // Read whole already, or to be read whole with `more`.
                 _ => None,
@@ -415,10 +425,10 @@ pub async fn load_slices(
                 ::metrics::counter!("hub_reload_extra_slices_total").increment(1);
                 let second = Loads {
                     slices: &more,
-                    timeline: (shown_timeline, &second_read, &read_kinds),
+                    timeline: &second_read,
                     ..first
                 };
-                view.extend(second.run(conn).await?);
+                view.extend(slices_in_snapshot(conn, second).await?);
             }
             Ok((view, events))
         })
@@ -435,182 +445,172 @@ struct Loads<'a> {
     customer_id: i64,
     masking: Masking,
     slices: &'a [Slice],
-    /// The timeline page shown, and how to read the timeline.
-    timeline: (
-        Option<&'a timeline::TimelinePage>,
-        &'a TimelineRead,
-        &'a timeline::ReadKinds,
-    ),
+    timeline: &'a TimelineRead<'a>,
+    /// What this snapshot has read of the timeline so far.
+    read_kinds: &'a timeline::ReadKinds,
     now: DateTime<Utc>,
 }
 
-impl Loads<'_> {
-    async fn run(
-        self,
-        conn: &AsyncPgConnection,
-    ) -> QueryResult<serde_json::Map<String, serde_json::Value>> {
-        use futures_util::FutureExt;
-        use futures_util::future::BoxFuture;
-        type Loaded<'a> = BoxFuture<'a, QueryResult<Vec<(&'static str, serde_json::Value)>>>;
-        let Loads {
-            customer_id,
-            masking,
-            slices,
-            timeline: (shown_timeline, timeline_read, read_kinds),
-            now,
-        } = self;
-        let start = cursor::Cursor::start();
-        let timeline_query = timeline::TimelineQuery::first_page(true);
-        let start = &start;
-        let timeline_query = &timeline_query;
-        let mut loads: Vec<Loaded<'_>> = Vec::new();
-        let wants = |s: Slice| slices.contains(&s);
-        if wants(Slice::Profile) {
-            loads.push(
-                async move {
-                    Ok(vec![(
-                        "profile",
-                        to_json(profile::load(conn, customer_id).await?.masked(masking))?,
-                    )])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Metrics) || wants(Slice::Health) || wants(Slice::Churn) {
-            loads.push(
-                async move {
-                    let (facts, history) = futures_util::try_join!(
-                        insights::load_facts(conn, customer_id, now),
-                        insights::load_history(conn, customer_id, now)
-                    )?;
-                    let derived = insights::derive(&facts, now);
-                    Ok(vec![
-                        ("metrics", to_json(&derived.metrics)?),
-                        (
-                            "health",
-                            to_json(insights::HealthSlice::new(&derived, &history))?,
-                        ),
-                        ("churn", to_json(insights::ChurnSlice::new(&derived))?),
-                    ])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Orders) {
-            loads.push(
-                async move {
-                    Ok(vec![(
-                        "orders",
-                        to_json(
-                            orders::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT)
-                                .await?,
-                        )?,
-                    )])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Loyalty) {
-            loads.push(
-                async move {
-                    Ok(vec![(
-                        "loyalty",
-                        to_json(loyalty::load(conn, customer_id, now).await?.masked(masking))?,
-                    )])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Marketing) || wants(Slice::Segments) {
-            loads.push(
-                async move {
-                    let (mut marketing, segments) = futures_util::try_join!(
-                        marketing::load(conn, customer_id),
-                        labels::load_segments(conn, customer_id)
-                    )?;
-                    marketing.segments = segments.iter().map(|s| s.name.clone()).collect();
-                    Ok(vec![
-                        ("marketing", to_json(marketing)?),
-                        ("segments", to_json(segments)?),
-                    ])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Support) {
-            loads.push(
-                async move {
-                    Ok(vec![(
-                        "support",
-                        to_json(
-                            support::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT)
-                                .await?,
-                        )?,
-                    )])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Timeline) {
-            loads.push(
-                async move {
-                    let page = match (shown_timeline, timeline_read) {
-                        (Some(shown), TimelineRead::Kinds(changed)) => {
-                            timeline::refresh_first_page(
-                                conn,
-                                customer_id,
-                                shown,
-                                changed,
-                                read_kinds,
-                            )
-                            .await?
-                        }
-                        _ => timeline::load_page(conn, customer_id, timeline_query).await?,
-                    };
-                    Ok(vec![("timeline", to_json(page)?)])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Analytics) {
-            loads.push(
-                async move {
-                    Ok(vec![(
-                        "analytics",
-                        to_json(analytics::load(conn, customer_id).await?)?,
-                    )])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Notes) {
-            loads.push(
-                async move {
-                    Ok(vec![(
-                        "notes",
-                        to_json(notes::load(conn, customer_id).await?)?,
-                    )])
-                }
-                .boxed(),
-            );
-        }
-        if wants(Slice::Tags) {
-            loads.push(
-                async move {
-                    Ok(vec![(
-                        "tags",
-                        to_json(labels::load_tags(conn, customer_id).await?)?,
-                    )])
-                }
-                .boxed(),
-            );
-        }
-        let mut out = serde_json::Map::new();
-        for group in futures_util::future::try_join_all(loads).await? {
-            out.extend(group.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        }
-        Ok(out)
+async fn slices_in_snapshot(
+    conn: &AsyncPgConnection,
+    round: Loads<'_>,
+) -> QueryResult<serde_json::Map<String, serde_json::Value>> {
+    use futures_util::FutureExt;
+    use futures_util::future::BoxFuture;
+    type Loaded<'a> = BoxFuture<'a, QueryResult<Vec<(&'static str, serde_json::Value)>>>;
+    let Loads {
+        customer_id,
+        masking,
+        slices,
+        timeline: timeline_read,
+        read_kinds,
+        now,
+    } = round;
+    let start = cursor::Cursor::start();
+    let timeline_query = timeline::TimelineQuery::first_page(true);
+    let start = &start;
+    let timeline_query = &timeline_query;
+    let mut loads: Vec<Loaded<'_>> = Vec::new();
+    let wants = |s: Slice| slices.contains(&s);
+    if wants(Slice::Profile) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "profile",
+                    to_json(profile::load(conn, customer_id).await?.masked(masking))?,
+                )])
+            }
+            .boxed(),
+        );
     }
+    if wants(Slice::Metrics) || wants(Slice::Health) || wants(Slice::Churn) {
+        loads.push(
+            async move {
+                let (facts, history) = futures_util::try_join!(
+                    insights::load_facts(conn, customer_id, now),
+                    insights::load_history(conn, customer_id, now)
+                )?;
+                let derived = insights::derive(&facts, now);
+                Ok(vec![
+                    ("metrics", to_json(&derived.metrics)?),
+                    (
+                        "health",
+                        to_json(insights::HealthSlice::new(&derived, &history))?,
+                    ),
+                    ("churn", to_json(insights::ChurnSlice::new(&derived))?),
+                ])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Orders) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "orders",
+                    to_json(
+                        orders::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT).await?,
+                    )?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Loyalty) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "loyalty",
+                    to_json(loyalty::load(conn, customer_id, now).await?.masked(masking))?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Marketing) || wants(Slice::Segments) {
+        loads.push(
+            async move {
+                let (mut marketing, segments) = futures_util::try_join!(
+                    marketing::load(conn, customer_id),
+                    labels::load_segments(conn, customer_id)
+                )?;
+                marketing.segments = segments.iter().map(|s| s.name.clone()).collect();
+                Ok(vec![
+                    ("marketing", to_json(marketing)?),
+                    ("segments", to_json(segments)?),
+                ])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Support) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "support",
+                    to_json(
+                        support::load_page(conn, customer_id, start, cursor::DEFAULT_LIMIT).await?,
+                    )?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Timeline) {
+        loads.push(
+            async move {
+                let page = match timeline_read {
+                    TimelineRead::Kinds { shown, changed } => {
+                        timeline::refresh_first_page(conn, customer_id, shown, changed, read_kinds)
+                            .await?
+                    }
+                    TimelineRead::Whole => {
+                        timeline::load_page(conn, customer_id, timeline_query).await?
+                    }
+                };
+                Ok(vec![("timeline", to_json(page)?)])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Analytics) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "analytics",
+                    to_json(analytics::load(conn, customer_id).await?)?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Notes) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "notes",
+                    to_json(notes::load(conn, customer_id).await?)?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    if wants(Slice::Tags) {
+        loads.push(
+            async move {
+                Ok(vec![(
+                    "tags",
+                    to_json(labels::load_tags(conn, customer_id).await?)?,
+                )])
+            }
+            .boxed(),
+        );
+    }
+    let mut out = serde_json::Map::new();
+    for group in futures_util::future::try_join_all(loads).await? {
+        out.extend(group.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    }
+    Ok(out)
 }
 
 /// The masked form of a clear view (JSON, as hubs hold it): only the profile and the loyalty
