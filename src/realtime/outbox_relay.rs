@@ -2,9 +2,12 @@
 //! connection; when the leader dies its session ends, the lock is freed and another node takes
 //! over within `LEADER_RETRY`). Woken by LISTEN/NOTIFY, with polling as a fallback, it publishes
 //! pending `change_events` in sequence order to `{prefix}:customer:{id}`, bumps the customers'
-//! view-cache generations, marks the events published and records its progress — in one
-//! transaction, so while Redis is down nothing is marked and the backlog goes out when it
-//! returns. Customers whose data feeds derived state are recomputed by the derived worker
+//! view-cache generations, then marks the events published and records its progress in one
+//! short transaction, so while Redis is down nothing is marked and the backlog goes out when it
+//! returns (at least once: a batch published but not marked goes out again). The read takes no
+//! row locks, since the leader is the only writer of `published_at`, and no transaction stays
+//! open across the derived wait or the Redis round trip. Customers whose data feeds derived
+//! state are recomputed by the derived worker
 //! first, while it keeps up: a hub reloading for the change then finds the derived rows in the
 //! same snapshot (and their events as already shown), one reload and one delta where there
 //! were two.
@@ -166,8 +169,7 @@ impl OutboxRelay {
         statements: &Statements,
         from: i64,
     ) -> Result<(usize, i64), RelayError> {
-        let tx = client.transaction().await?;
-        let rows = tx.query(&statements.pending, &[&BATCH, &from]).await?;
+        let rows = client.query(&statements.pending, &[&BATCH, &from]).await?;
         if rows.is_empty() {
             return Ok((0, 0));
         }
@@ -201,6 +203,7 @@ impl OutboxRelay {
         }
         self.publish(&events).await.map_err(RelayError::Redis)?;
         let last = seqs.iter().copied().max().unwrap_or(0);
+        let tx = client.transaction().await?;
         tx.execute(&statements.mark_published, &[&seqs]).await?;
         tx.execute(&statements.progress, &[&last, &(seqs.len() as i64)])
             .await?;
@@ -247,7 +250,7 @@ impl Statements {
             pending: client
                 .prepare(
                     "SELECT seq, event_id, customer_id, kind, op, entity_id, at FROM change_events
-                     WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                     WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1",
                 )
                 .await?,
             mark_published: client
