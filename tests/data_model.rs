@@ -84,6 +84,31 @@ async fn every_customer_table_emits_change_events() {
         .map(|r| (r.get(0), r.get(1)))
         .expect("order event");
     assert_eq!(order_event.0, order_event.1, "entity_id names the order");
+    // Each table's event names its entity column: the order for an item, the channel for a
+    // consent, the tag for an assignment, the customer for the profile.
+    let entities = |kind: &'static str| {
+        let sql = &sql;
+        async move {
+            sql.query(
+                "SELECT entity_id FROM change_events WHERE customer_id = $1 AND kind = $2 AND op = 'created' ORDER BY seq",
+                &[&c, &kind],
+            )
+            .await
+            .expect("entities")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(entities("order").await, vec![order_event.1.clone(); 2]);
+    assert_eq!(entities("profile").await, vec![c.to_string()]);
+    assert!(entities("marketing").await.contains(&"email".to_owned()));
+    let tag_id: i64 = sql
+        .query_one("SELECT id FROM customer_tags", &[])
+        .await
+        .expect("tag")
+        .get(0);
+    assert_eq!(entities("tag").await, vec![tag_id.to_string()]);
     let seqs: Vec<i64> = sql
         .query("SELECT seq FROM change_events ORDER BY at, seq", &[])
         .await
