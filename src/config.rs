@@ -93,6 +93,13 @@ pub struct ServeConfig {
     /// deltas stop, and it gets one fresh snapshot when it catches up).
     #[arg(long, env = "C360_WS_QUEUE", default_value_t = 256)]
     pub ws_queue: usize,
+    /// Milliseconds that data written to a client may stay unacknowledged (the client stopped
+    /// reading for good, or the network path is gone) before its connection is dropped
+    /// (`TCP_USER_TIMEOUT`). Without it, a client that never reads again keeps its connection,
+    /// and what the server could not write to it, for as long as it stays connected. 0 keeps
+    /// the system's default.
+    #[arg(long, env = "C360_WRITE_STALL_TIMEOUT_MS", default_value_t = 60_000)]
+    pub write_stall_timeout_ms: u64,
     #[command(flatten)]
     pub pool: PoolConfig,
 }

@@ -3,8 +3,10 @@
 //! listener; `port()` tells where; `run_until_stopped()` serves until SIGTERM/SIGINT, then lets
 //! in-flight requests finish.
 
+use std::any::Any;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -89,6 +91,7 @@ impl Application {
             }
             .run(),
         );
+        let write_stall = Duration::from_millis(config.serve.write_stall_timeout_ms);
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::metrics::record))
@@ -99,6 +102,7 @@ impl Application {
                 .app_data(registry.clone())
                 .configure(http::configure)
         })
+        .on_connect(move |conn, _| limit_write_stall(conn, write_stall))
         .shutdown_timeout(config.serve.shutdown_timeout_secs)
         .h1_write_buffer_size(http::sliced_body::PULL_BELOW)
         // A frame written while an earlier one awaits its ACK would otherwise wait for it: up
@@ -120,6 +124,22 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Drops a connection whose written data stays unacknowledged for `timeout`. A client that
+/// stops reading for good otherwise keeps it open: once its receive window is shut, the server
+/// can neither finish writing to it nor get an error, and actix-http starts no shutdown timer
+/// while data waits to be written.
+fn limit_write_stall(conn: &dyn Any, timeout: Duration) {
+    if timeout.is_zero() {
+        return;
+    }
+    let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
+        tracing::warn!(error = %e, "cannot limit how long writes to a connection may stall");
     }
 }
 

@@ -848,6 +848,57 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
     .await;
 }
 
+/// A client that stops reading for good loses its connection once data written to it has
+/// waited unacknowledged for the write-stall timeout. Nothing else would end it: the server can
+/// neither finish writing to a shut receive window nor get an error from it.
+#[actix_web::test]
+async fn a_client_that_never_reads_again_is_disconnected() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let sql = app.db.sql().await;
+    // A snapshot of about 30 kB: far more than the client's receive window.
+    sql.execute(
+        "INSERT INTO customer_notes (customer_id, author_id, author_name, body)
+         SELECT $1, 'admin-1', 'A', repeat('n', 1500) FROM generate_series(1, 20)",
+        &[&id],
+    )
+    .await
+    .expect("long notes");
+    let node = start_node(
+        &app.db.url,
+        common::REDIS_URL,
+        &app.redis_prefix,
+        &["--write-stall-timeout-ms", "1000"],
+    )
+    .await;
+    let port: u16 = node
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("tcp");
+    let url = format!("ws://127.0.0.1:{port}/ws?token={}", app.token(Role::Admin));
+    let (mut silent, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .expect("websocket");
+    send(&mut silent, json!({"type": "subscribe", "customer_id": id})).await;
+    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+
+    // The server has dropped the connection: what the client sends now is answered with a
+    // reset, and reading ends in an error or the end of the stream instead of waiting.
+    let _ = silent.send(Message::Ping(Vec::new().into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = silent.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection was still open after 14 s");
+}
+
 #[actix_web::test]
 async fn relay_leadership_moves_when_the_leader_dies() {
     let app = spawn_app().await;
