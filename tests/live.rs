@@ -753,18 +753,12 @@ fn counter(metrics: &str, name: &str) -> f64 {
         .sum()
 }
 
-#[actix_web::test]
-async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
-    let app = spawn_app().await;
-    let id = customer(&app).await;
-    let node = start_node(
-        &app.db.url,
-        common::REDIS_URL,
-        &app.redis_prefix,
-        &["--ws-queue", "4"],
-    )
-    .await;
-    // A client with a tiny receive window that stops reading after its snapshot.
+/// An admin's WebSocket to `node` over a socket with a 4 KiB receive buffer, so that a client
+/// that stops reading shuts its window after a few kilobytes.
+async fn connect_with_tiny_window(
+    app: &TestApp,
+    node: &str,
+) -> WebSocketStream<tokio::net::TcpStream> {
     let port: u16 = node
         .rsplit(':')
         .next()
@@ -777,9 +771,25 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
         .await
         .expect("tcp");
     let url = format!("ws://127.0.0.1:{port}/ws?token={}", app.token(Role::Admin));
-    let (mut slow, _) = tokio_tungstenite::client_async(url, stream)
+    tokio_tungstenite::client_async(url, stream)
         .await
-        .expect("websocket");
+        .expect("websocket")
+        .0
+}
+
+#[actix_web::test]
+async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let node = start_node(
+        &app.db.url,
+        common::REDIS_URL,
+        &app.redis_prefix,
+        &["--ws-queue", "4"],
+    )
+    .await;
+    // A client with a tiny receive window that stops reading after its snapshot.
+    let mut slow = connect_with_tiny_window(&app, &node).await;
     send(&mut slow, json!({"type": "subscribe", "customer_id": id})).await;
     let snapshot = next_of(&mut slow, "snapshot").await;
     let (mut slow_view, mut slow_version) = (
@@ -871,21 +881,7 @@ async fn a_client_that_never_reads_again_is_disconnected() {
         &["--write-stall-timeout-ms", "1000"],
     )
     .await;
-    let port: u16 = node
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("small buffer");
-    let stream = socket
-        .connect(([127, 0, 0, 1], port).into())
-        .await
-        .expect("tcp");
-    let url = format!("ws://127.0.0.1:{port}/ws?token={}", app.token(Role::Admin));
-    let (mut silent, _) = tokio_tungstenite::client_async(url, stream)
-        .await
-        .expect("websocket");
+    let mut silent = connect_with_tiny_window(&app, &node).await;
     send(&mut silent, json!({"type": "subscribe", "customer_id": id})).await;
     actix_web::rt::time::sleep(Duration::from_secs(4)).await;
 
