@@ -138,9 +138,14 @@ fn limit_write_stall(conn: &dyn Any, timeout: Duration) {
     let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
     };
+    // TCP_USER_TIMEOUT is Linux's (the Dockerfile's target); elsewhere the system's own
+    // retransmission limits are all there is.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Err(e) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(timeout)) {
         tracing::warn!(error = %e, "cannot limit how long writes to a connection may stall");
     }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = tcp;
 }
 
 /// Returns the request id that tags this request's log lines as `x-request-id`, so a caller

@@ -43,11 +43,15 @@ BEGIN
             CREATE FUNCTION %1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
             BEGIN
                 IF TG_OP = 'DELETE' THEN
-                    IF OLD.%2$I IS NOT NULL THEN
-                        INSERT INTO change_events (customer_id, kind, op, entity_id)
-                        VALUES (OLD.%2$I, %3$L, 'deleted', OLD.%4$I::text);
+                    IF OLD.%2$I IS NULL THEN
+                        RETURN NULL;
                     END IF;
-                ELSIF NEW.%2$I IS NOT NULL THEN
+                    INSERT INTO change_events (customer_id, kind, op, entity_id)
+                    VALUES (OLD.%2$I, %3$L, 'deleted', OLD.%4$I::text);
+                ELSE
+                    IF NEW.%2$I IS NULL THEN
+                        RETURN NULL;
+                    END IF;
                     INSERT INTO change_events (customer_id, kind, op, entity_id)
                     VALUES (NEW.%2$I, %3$L, CASE TG_OP WHEN 'INSERT' THEN 'created' ELSE 'updated' END,
                             NEW.%4$I::text);
