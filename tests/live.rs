@@ -76,6 +76,17 @@ async fn next_of<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Twenty notes of 1,500 bytes each: a snapshot of about 30 kB.
+async fn add_long_notes(sql: &tokio_postgres::Client, id: i64) {
+    sql.execute(
+        "INSERT INTO customer_notes (customer_id, author_id, author_name, body)
+         SELECT $1, 'admin-1', 'A', repeat(chr(97 + n % 26), 1500) FROM generate_series(1, 20) n",
+        &[&id],
+    )
+    .await
+    .expect("long notes");
+}
+
 async fn customer(app: &TestApp) -> i64 {
     let sql = app.db.sql().await;
     let id: i64 = sql
@@ -248,13 +259,7 @@ async fn a_snapshot_larger_than_the_write_slices_arrives_whole_and_deltas_follow
     let app = spawn_app().await;
     let id = customer(&app).await;
     let sql = app.db.sql().await;
-    sql.execute(
-        "INSERT INTO customer_notes (customer_id, author_id, author_name, body)
-         SELECT $1, 'admin-1', 'A', repeat(chr(97 + n % 26), 1500) FROM generate_series(1, 20) n",
-        &[&id],
-    )
-    .await
-    .expect("long notes");
+    add_long_notes(&sql, id).await;
     let mut ws = connect(&app, Role::Admin).await;
     send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
     let snapshot = next(&mut ws).await;
@@ -867,13 +872,7 @@ async fn a_client_that_never_reads_again_is_disconnected() {
     let id = customer(&app).await;
     let sql = app.db.sql().await;
     // A snapshot of about 30 kB: far more than the client's receive window.
-    sql.execute(
-        "INSERT INTO customer_notes (customer_id, author_id, author_name, body)
-         SELECT $1, 'admin-1', 'A', repeat('n', 1500) FROM generate_series(1, 20)",
-        &[&id],
-    )
-    .await
-    .expect("long notes");
+    add_long_notes(&sql, id).await;
     let node = start_node(
         &app.db.url,
         common::REDIS_URL,

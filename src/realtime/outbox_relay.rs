@@ -7,10 +7,9 @@
 //! returns (at least once: a batch published but not marked goes out again). The read takes no
 //! row locks, since the leader is the only writer of `published_at`, and no transaction stays
 //! open across the derived wait or the Redis round trip. Customers whose data feeds derived
-//! state are recomputed by the derived worker
-//! first, while it keeps up: a hub reloading for the change then finds the derived rows in the
-//! same snapshot (and their events as already shown), one reload and one delta where there
-//! were two.
+//! state are recomputed by the derived worker first, while it keeps up: a hub reloading for
+//! the change then finds the derived rows in the same snapshot (and their events as already
+//! shown), one reload and one delta where there were two.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -571,6 +571,15 @@ mod tests {
         }
     }
 
+    /// The event's kind as `Changed` names it (every test event has one of `KINDS`).
+    fn kind_of(e: &TimelineEvent) -> &'static str {
+        KINDS
+            .iter()
+            .copied()
+            .find(|k| *k == e.kind)
+            .unwrap_or("order")
+    }
+
     /// What the page's SQL answers for a customer whose events are `all`.
     fn reference_page(all: &[TimelineEvent], limit: i64) -> TimelinePage {
         let mut events = all.to_vec();
@@ -672,19 +681,19 @@ mod tests {
                     Edit::Update { index } if !all.is_empty() => {
                         let i = index % all.len();
                         all[i].title = "updated".to_owned();
-                        Some(KINDS.iter().copied().find(|k| *k == all[i].kind).unwrap_or("order"))
+                        Some(kind_of(&all[i]))
                     }
                     Edit::Move { index, secs } if !all.is_empty() => {
                         in_place = false;
                         let i = index % all.len();
                         all[i].at = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap_or(all[i].at);
-                        Some(KINDS.iter().copied().find(|k| *k == all[i].kind).unwrap_or("order"))
+                        Some(kind_of(&all[i]))
                     }
                     Edit::Delete { index } if !all.is_empty() => {
                         in_place = false;
                         deletions = true;
                         let gone = all.remove(index % all.len());
-                        Some(KINDS.iter().copied().find(|k| *k == gone.kind).unwrap_or("order"))
+                        Some(kind_of(&gone))
                     }
                     _ => None,
                 };
