@@ -99,6 +99,11 @@ pub struct Args {
     #[arg(long, default_value = "load-tests/reports")]
     #[serde(skip)]
     pub out: PathBuf,
+    /// Fanout's target: delta frames per server CPU-second to reach. The default is the issue's
+    /// figure for a plain Socket.IO fan-out; `node load-tests/socketio/bench.js` measures
+    /// Socket.IO on this machine, to compare with side by side.
+    #[arg(long, default_value_t = 80_000.0)]
+    pub per_cpu_second_target: f64,
     /// Seed of the change mix and of the choice of customers.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -135,6 +140,10 @@ impl Args {
             "--admins must be at least 4 (one per role)"
         );
         anyhow::ensure!((1..=256).contains(&self.writers), "--writers must be 1–256");
+        anyhow::ensure!(
+            self.per_cpu_second_target > 0.0 && self.per_cpu_second_target.is_finite(),
+            "--per-cpu-second-target must be a positive number"
+        );
         anyhow::ensure!(
             (1..=1024).contains(&self.connect_concurrency),
             "--connect-concurrency must be 1–1024"

@@ -186,7 +186,7 @@ impl Report {
                 target(
                     "deliveries per server CPU-second",
                     server.delta_frames_per_cpu_second,
-                    80_000.0,
+                    args.per_cpu_second_target,
                     false,
                 );
             }

@@ -374,12 +374,13 @@ impl CustomerHub {
             frames.push((key.clone(), frame));
         }
         for (key, frame) in frames {
+            let frame = OutFrame::text(&frame);
             for member in self
                 .members
                 .values_mut()
                 .filter(|m| m.key == key && !m.stale)
             {
-                deliver(member, frame.clone());
+                deliver(member, &frame);
             }
         }
         let waiting = std::mem::take(&mut self.waiting);
@@ -415,7 +416,7 @@ impl CustomerHub {
             if let (Some(member), Some(frame)) = (self.members.get_mut(&id), frame) {
                 member.key = key;
                 member.stale = false;
-                deliver(member, frame);
+                deliver(member, &OutFrame::text(&frame));
             }
         }
         self.drop_unwatched();
@@ -491,13 +492,13 @@ impl CustomerHub {
             Some(frames) => {
                 metrics::counter!("hub_resumes_total").increment(1);
                 for frame in frames {
-                    deliver(&mut member, frame);
+                    deliver(&mut member, &OutFrame::text(&frame));
                 }
             }
             None => match self.snapshot_of(&key) {
-                Some(frame) => deliver(&mut member, frame),
+                Some(frame) => deliver(&mut member, &OutFrame::text(&frame)),
                 None => {
-                    let _ = member.out.try_send(OutFrame::Text(protocol::error_frame(
+                    let _ = member.out.try_send(OutFrame::text(&protocol::error_frame(
                         ErrorCode::Unavailable,
                         "the view could not be prepared",
                         Some(self.customer_id),
@@ -550,9 +551,12 @@ impl CustomerHub {
                         .filter(|m| !m.stale && (moved || !m.told_presence))
                         .peekable();
                     if to.peek().is_some() {
-                        let frame = protocol::presence_frame(act.customer_id, &act.presence.shown);
+                        let frame = OutFrame::text(&protocol::presence_frame(
+                            act.customer_id,
+                            &act.presence.shown,
+                        ));
                         for member in to {
-                            deliver(member, frame.clone());
+                            deliver(member, &frame);
                             member.told_presence = true;
                         }
                     }
@@ -616,8 +620,8 @@ impl CustomerHub {
                     "you fell behind: pending deltas were dropped, a fresh snapshot follows",
                     Some(customer_id),
                 );
-                if member.out.try_send(OutFrame::Text(notice)).is_ok()
-                    && member.out.try_send(OutFrame::Text(frame)).is_ok()
+                if member.out.try_send(OutFrame::text(&notice)).is_ok()
+                    && member.out.try_send(OutFrame::text(&frame)).is_ok()
                 {
                     member.stale = false;
                 }
@@ -628,8 +632,8 @@ impl CustomerHub {
 }
 
 /// Queues a frame without waiting; a full queue makes the session stale (slow consumer).
-fn deliver(member: &mut Member, frame: ByteString) {
-    match member.out.try_send(OutFrame::Text(frame)) {
+fn deliver(member: &mut Member, frame: &OutFrame) {
+    match member.out.try_send(frame.clone()) {
         Ok(()) => metrics::counter!("hub_frames_sent_total").increment(1),
         Err(TrySendError::Full(_)) => {
             member.stale = true;
@@ -746,7 +750,7 @@ impl Handler<Resync> for CustomerHub {
             && let Some(member) = self.members.get_mut(&msg.session_id)
         {
             member.stale = false;
-            deliver(member, frame);
+            deliver(member, &OutFrame::text(&frame));
         }
     }
 }

@@ -17,18 +17,33 @@ use std::task::{Context, Poll};
 use actix_http::ws::{OpCode, Parser};
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::{Bytes, BytesMut};
-use bytestring::ByteString;
 use tokio::sync::{mpsc, oneshot};
 
 /// Control frames carry at most this many payload bytes (RFC 6455, 5.5).
 const CONTROL_PAYLOAD: usize = 125;
 
-/// One frame for the client.
-#[derive(Debug)]
-pub enum OutFrame {
-    Text(ByteString),
-    Ping,
-    Pong(Bytes),
+/// One frame for the client, encoded when it is made: a delta that goes to 500 sessions is
+/// encoded once and shared, not copied into 500 buffers (load-tests/README.md, "Side by side
+/// with Socket.IO").
+#[derive(Debug, Clone)]
+pub struct OutFrame(Bytes);
+
+impl OutFrame {
+    pub fn text(text: &str) -> OutFrame {
+        OutFrame(encode(text.as_bytes(), OpCode::Text))
+    }
+
+    pub fn ping() -> OutFrame {
+        OutFrame(encode(b"", OpCode::Ping))
+    }
+
+    /// A pong echoes the ping's payload, cut to what a control frame may carry.
+    pub fn pong(data: &[u8]) -> OutFrame {
+        OutFrame(encode(
+            &data[..data.len().min(CONTROL_PAYLOAD)],
+            OpCode::Pong,
+        ))
+    }
 }
 
 /// The sending side of a session's queue; the session clones it into every hub it joins.
@@ -92,13 +107,8 @@ impl MessageBody for OutgoingBody {
             this.queue.close();
             return Poll::Ready(Some(Ok(encode(b"", OpCode::Close))));
         }
-        let Some(frame) = std::task::ready!(this.queue.poll_recv(cx)) else {
+        let Some(OutFrame(chunk)) = std::task::ready!(this.queue.poll_recv(cx)) else {
             return Poll::Ready(None);
-        };
-        let chunk = match &frame {
-            OutFrame::Text(text) => encode(text.as_bytes(), OpCode::Text),
-            OutFrame::Ping => encode(b"", OpCode::Ping),
-            OutFrame::Pong(data) => encode(&data[..data.len().min(CONTROL_PAYLOAD)], OpCode::Pong),
         };
         Poll::Ready(Some(Ok(chunk)))
     }
@@ -142,12 +152,12 @@ mod tests {
     #[actix_web::test]
     async fn frames_arrive_in_order_encoded() {
         let (out, closer, mut body) = queue(8, BoxBody::new(()));
-        out.try_send(OutFrame::Text("first".into()))
+        out.try_send(OutFrame::text("first"))
             .expect("room in the queue");
-        out.try_send(OutFrame::Ping).expect("room in the queue");
-        out.try_send(OutFrame::Pong(Bytes::from(vec![7u8; 300])))
+        out.try_send(OutFrame::ping()).expect("room in the queue");
+        out.try_send(OutFrame::pong(&[7u8; 300]))
             .expect("room in the queue");
-        out.try_send(OutFrame::Text("é".repeat(40_000).into()))
+        out.try_send(OutFrame::text(&"é".repeat(40_000)))
             .expect("room in the queue");
         let mut bytes = BytesMut::new();
         for _ in 0..4 {
@@ -176,15 +186,38 @@ mod tests {
     }
 
     #[actix_web::test]
+    async fn a_frame_sent_to_many_sessions_is_encoded_once() {
+        let frame = OutFrame::text(&"delta ".repeat(500));
+        let mut chunks = Vec::new();
+        for _ in 0..3 {
+            let (out, _closer, mut body) = queue(1, BoxBody::new(()));
+            out.try_send(frame.clone()).expect("room in the queue");
+            let chunk = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx))
+                .await
+                .expect("a frame is queued")
+                .expect("an infallible body");
+            chunks.push(chunk);
+        }
+        assert!(
+            chunks.iter().all(|c| c.as_ptr() == chunks[0].as_ptr()),
+            "every session's chunk is the one encoding"
+        );
+        assert_eq!(
+            parse_all(BytesMut::from(&chunks[0][..])),
+            [(OpCode::Text, "delta ".repeat(500).into_bytes())]
+        );
+    }
+
+    #[actix_web::test]
     async fn a_close_goes_ahead_of_a_full_queue_and_ends_the_body() {
         let (out, closer, body) = queue(2, BoxBody::new(()));
-        out.try_send(OutFrame::Text("one".into()))
+        out.try_send(OutFrame::text("one"))
             .expect("room in the queue");
-        out.try_send(OutFrame::Text("two".into()))
+        out.try_send(OutFrame::text("two"))
             .expect("room in the queue");
         assert!(
             matches!(
-                out.try_send(OutFrame::Ping),
+                out.try_send(OutFrame::ping()),
                 Err(mpsc::error::TrySendError::Full(_))
             ),
             "a full queue refuses at once"

@@ -65,7 +65,7 @@ impl DashboardSession {
     }
 
     fn send(&self, frame: ByteString) {
-        if self.out.try_send(OutFrame::Text(frame)).is_err() {
+        if self.out.try_send(OutFrame::text(&frame)).is_err() {
             metrics::counter!("ws_frames_dropped_total").increment(1);
         }
     }
@@ -238,7 +238,7 @@ impl Actor for DashboardSession {
                 return;
             }
             // A full queue means the client is not reading; the ping waits for the next beat.
-            let _ = act.out.try_send(OutFrame::Ping);
+            let _ = act.out.try_send(OutFrame::ping());
         });
     }
 
@@ -268,7 +268,7 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for DashboardSession {
                 None,
             ),
             Ok(WsMessage::Ping(bytes)) => {
-                let _ = self.out.try_send(OutFrame::Pong(bytes));
+                let _ = self.out.try_send(OutFrame::pong(&bytes));
             }
             Ok(WsMessage::Close(_)) | Err(_) => ctx.stop(),
             Ok(_) => {}
