@@ -67,7 +67,8 @@ function startServer(port) {
   });
 }
 
-/** Opens one client and joins its room; resolves once the server acknowledged the join. */
+/** Opens one client and joins its room; resolves once the server acknowledged the join, or
+ * with null when the connection or the join fails or is not answered within 20 s. */
 function connect(url, room, onDelta) {
   return new Promise((resolve) => {
     const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 20000 });
@@ -77,7 +78,7 @@ function connect(url, room, onDelta) {
     };
     socket.once('connect_error', fail);
     socket.once('connect', () => {
-      socket.emit('join', room, () => resolve(socket));
+      socket.timeout(20000).emit('join', room, (err) => (err ? fail() : resolve(socket)));
     });
     socket.on('delta', onDelta);
   });
@@ -92,9 +93,10 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const url = `http://127.0.0.1:${args.port}`;
   const server = await startServer(args.port);
+  // Whatever ends this process ends the server too, so a failed run does not keep the port.
+  process.on('exit', () => server.kill());
   const baseline = sample(server.pid);
   const latencies = [];
-  const received = new Map(); // seq -> deliveries
   let late = 0;
   const onDelta = (message) => {
     const ms = performance.now() - message.t;
@@ -103,7 +105,6 @@ async function main() {
       return;
     }
     latencies.push(ms);
-    received.set(message.seq, (received.get(message.seq) || 0) + 1);
   };
 
   const connectStarted = performance.now();
@@ -119,15 +120,18 @@ async function main() {
   }
   const connectSeconds = (performance.now() - connectStarted) / 1000;
   console.error(`${sockets.length} of ${args.sessions} clients joined their room after ${connectSeconds.toFixed(1)} s`);
+  // Connected before the measured stretch: c360-load's writers talk to PostgreSQL, not to the
+  // server, so nothing of theirs is set up inside its window either.
+  const publisher = await connect(url, 'publishers', () => {});
+  if (!publisher) throw new Error('the publisher could not connect');
   await sleep(3000);
   const idle = sample(server.pid);
+  const driverIdle = process.cpuUsage();
   let peakRss = idle.rssMiB;
   const sampler = setInterval(() => {
     peakRss = Math.max(peakRss, sample(server.pid).rssMiB);
   }, 1000);
 
-  const publisher = await connect(url, 'publishers', () => {});
-  if (!publisher) throw new Error('the publisher could not connect');
   const payload = 'x'.repeat(args['payload-bytes']);
   let expected = 0;
   const started = performance.now();
@@ -143,12 +147,12 @@ async function main() {
   const deadline = performance.now() + args['loss-timeout'] * 1000;
   while (latencies.length < expected && performance.now() < deadline) await sleep(20);
   const busy = sample(server.pid);
+  const driver = process.cpuUsage(driverIdle);
   clearInterval(sampler);
   peakRss = Math.max(peakRss, busy.rssMiB);
 
   for (const s of sockets) s.close();
   publisher.close();
-  server.kill();
 
   latencies.sort((a, b) => a - b);
   const cpuSeconds = busy.cpu - idle.cpu;
@@ -179,6 +183,8 @@ async function main() {
       cpu_seconds: cpuSeconds,
       deliveries_per_cpu_second: latencies.length / cpuSeconds,
     },
+    // Over the same stretch: this driver's own CPU, to see whether it kept up.
+    driver_cpu_seconds: (driver.user + driver.system) / 1e6,
   };
   const l = report.latency_ms;
   console.log(`mode            socketio-fanout (socket.io ${report.socket_io}, node ${process.version})`);
@@ -190,6 +196,7 @@ async function main() {
     `server          RSS ${baseline.rssMiB.toFixed(0)} MiB before, ${idle.rssMiB.toFixed(0)} idle (${report.server.idle_kib_per_session.toFixed(2)} KiB/session), ${peakRss.toFixed(0)} peak; ` +
       `CPU ${cpuSeconds.toFixed(2)} s → ${report.server.deliveries_per_cpu_second.toFixed(0)} deliveries per CPU-second`,
   );
+  console.log(`driver          CPU ${report.driver_cpu_seconds.toFixed(2)} s over the same stretch`);
   fs.mkdirSync(args.out, { recursive: true });
   const file = path.join(args.out, `socketio-fanout-${report.finished_at.replace(/[-:.]/g, '')}.json`);
   fs.writeFileSync(file, JSON.stringify(report, null, 2));

@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 const CONTROL_PAYLOAD: usize = 125;
 
 /// One frame for the client, encoded when it is made: a delta that goes to 500 sessions is
-/// encoded once and shared, not copied into 500 buffers (load-tests/README.md, "Side by side
-/// with Socket.IO").
+/// encoded once and shared, not encoded 500 times (load-tests/README.md, "Side by side with
+/// Socket.IO").
 #[derive(Debug, Clone)]
 pub struct OutFrame(Bytes);
 
