@@ -758,6 +758,29 @@ fn counter(metrics: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// Fifty notes, then sixty rewrites of all of them 30 ms apart, the last starting "round 59 ".
+/// Each rewrite to 9 kB per note is a delta of about half a megabyte: thirty megabytes in all,
+/// more than the socket buffers and the connection's write buffer hold, so the queue of a
+/// client that does not read fills up.
+async fn flood_with_note_rewrites(sql: &tokio_postgres::Client, id: i64) {
+    sql.execute(
+        "INSERT INTO customer_notes (customer_id, author_id, author_name, body)
+         SELECT $1, 'w', 'Writer', 'note ' || g FROM generate_series(1, 50) g",
+        &[&id],
+    )
+    .await
+    .expect("notes");
+    for round in 0..60 {
+        sql.execute(
+            "UPDATE customer_notes SET body = $2 || repeat('x', 9000), updated_at = now() WHERE customer_id = $1",
+            &[&id, &format!("round {round} ")],
+        )
+        .await
+        .expect("rewrite");
+        actix_web::rt::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
 /// An admin's WebSocket to `node` over a socket with a 4 KiB receive buffer, so that a client
 /// that stops reading shuts its window after a few kilobytes.
 async fn connect_with_tiny_window(
@@ -782,21 +805,33 @@ async fn connect_with_tiny_window(
         .0
 }
 
-#[actix_web::test]
-async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
-    let app = spawn_app().await;
-    let id = customer(&app).await;
+/// A node whose sessions queue at most `queue` frames, and an admin subscribed to customer
+/// `id` on it over a tiny receive window, holding its snapshot: the node, the socket, the
+/// snapshot.
+async fn subscriber_on_small_queue(
+    app: &TestApp,
+    id: i64,
+    queue: usize,
+) -> (String, WebSocketStream<tokio::net::TcpStream>, Value) {
     let node = start_node(
         &app.db.url,
         common::REDIS_URL,
         &app.redis_prefix,
-        &["--ws-queue", "4"],
+        &["--ws-queue", &queue.to_string()],
     )
     .await;
+    let mut ws = connect_with_tiny_window(app, &node).await;
+    send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
+    let snapshot = next_of(&mut ws, "snapshot").await;
+    (node, ws, snapshot)
+}
+
+#[actix_web::test]
+async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
     // A client with a tiny receive window that stops reading after its snapshot.
-    let mut slow = connect_with_tiny_window(&app, &node).await;
-    send(&mut slow, json!({"type": "subscribe", "customer_id": id})).await;
-    let snapshot = next_of(&mut slow, "snapshot").await;
+    let (node, mut slow, snapshot) = subscriber_on_small_queue(&app, id, 4).await;
     let (mut slow_view, mut slow_version) = (
         snapshot["view"].clone(),
         snapshot["version"].as_u64().unwrap_or(0),
@@ -810,26 +845,7 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
         snapshot["version"].as_u64().unwrap_or(0),
     );
 
-    // Each rewrite of 50 notes of 9 kB is a delta of about half a megabyte: sixty of them are
-    // more than the socket buffers and the connection's write buffer hold, so the server-side
-    // queue fills up.
-    let sql = app.db.sql().await;
-    sql.execute(
-        "INSERT INTO customer_notes (customer_id, author_id, author_name, body)
-         SELECT $1, 'w', 'Writer', 'note ' || g FROM generate_series(1, 50) g",
-        &[&id],
-    )
-    .await
-    .expect("notes");
-    for round in 0..60 {
-        sql.execute(
-            "UPDATE customer_notes SET body = $2 || repeat('x', 9000), updated_at = now() WHERE customer_id = $1",
-            &[&id, &format!("round {round} ")],
-        )
-        .await
-        .expect("rewrite");
-        actix_web::rt::time::sleep(Duration::from_millis(30)).await;
-    }
+    flood_with_note_rewrites(&app.db.sql().await, id).await;
     let last = |v: &Value| {
         v["notes"]["items"][0]["body"]
             .as_str()
@@ -861,6 +877,42 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
         last,
     )
     .await;
+}
+
+/// A ping that arrives while the client's queue is full is answered once the client reads
+/// again: dropped, its missing pong would look like a dead server to the client.
+#[actix_web::test]
+async fn a_ping_that_finds_the_queue_full_is_answered_later() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let (node, mut slow, _) = subscriber_on_small_queue(&app, id, 2).await;
+    // Once the socket buffers are full the queue cannot drain, so it stays full for as long as
+    // the client does not read.
+    flood_with_note_rewrites(&app.db.sql().await, id).await;
+    let metrics = app.client_get_text(&format!("{node}/metrics")).await;
+    assert!(
+        counter(&metrics, "hub_slow_consumers_total") >= 1.0,
+        "the silent client's queue filled"
+    );
+
+    slow.send(Message::Ping(b"owed".to_vec().into()))
+        .await
+        .expect("ping sent");
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let answered = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(Ok(frame)) = slow.next().await {
+            if matches!(&frame, Message::Pong(p) if p.as_ref() == b"owed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(
+        answered,
+        Ok(true),
+        "the ping sent while the queue was full got its pong once the client read again"
+    );
 }
 
 /// A client that stops reading for good loses its connection once data written to it has

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_ws::{Message as WsMessage, ProtocolError};
 use bytestring::ByteString;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::db::DbPool;
 use crate::domain::roles::Permission;
@@ -35,6 +36,10 @@ pub struct DashboardSession {
     closer: Option<Closer>,
     subscriptions: HashSet<i64>,
     heard: Instant,
+    /// The pong for the latest ping that found the queue full, sent as soon as the queue has
+    /// room: a client that stops reading for a while must not take the missing pong for a dead
+    /// server once it reads again. Only the latest is answered, as RFC 6455 (5.5.3) allows.
+    owed_pong: Option<OutFrame>,
 }
 
 impl DashboardSession {
@@ -60,8 +65,29 @@ impl DashboardSession {
                 closer: Some(closer),
                 subscriptions: HashSet::new(),
                 heard: Instant::now(),
+                owed_pong: None,
             }
         })
+    }
+
+    fn answer_ping(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
+        let Err(TrySendError::Full(pong)) = self.out.try_send(OutFrame::pong(payload)) else {
+            return;
+        };
+        if self.owed_pong.replace(pong).is_some() {
+            // A wait for room is already running; it sends this newer pong instead.
+            return;
+        }
+        let out = self.out.clone();
+        ctx.spawn(
+            async move { out.reserve_owned().await.ok() }
+                .into_actor(self)
+                .map(|permit, act, _| {
+                    if let (Some(permit), Some(pong)) = (permit, act.owed_pong.take()) {
+                        permit.send(pong);
+                    }
+                }),
+        );
     }
 
     fn send(&self, frame: ByteString) {
@@ -267,9 +293,7 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for DashboardSession {
                 "binary frames are not supported; send JSON text",
                 None,
             ),
-            Ok(WsMessage::Ping(bytes)) => {
-                let _ = self.out.try_send(OutFrame::pong(&bytes));
-            }
+            Ok(WsMessage::Ping(bytes)) => self.answer_ping(&bytes, ctx),
             Ok(WsMessage::Close(_)) | Err(_) => ctx.stop(),
             Ok(_) => {}
         }
