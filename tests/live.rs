@@ -879,10 +879,11 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
     .await;
 }
 
-/// A ping that arrives while the client's queue is full is answered once the client reads
-/// again: dropped, its missing pong would look like a dead server to the client.
+/// Pings that arrive while the client's queue is full, a WebSocket ping frame and the
+/// protocol's `{"type":"ping"}`, are answered once the client reads again: dropped, a missing
+/// pong would look like a dead server to the client.
 #[actix_web::test]
-async fn a_ping_that_finds_the_queue_full_is_answered_later() {
+async fn pings_that_find_the_queue_full_are_answered_later() {
     let app = spawn_app().await;
     let id = customer(&app).await;
     let (node, mut slow, _) = subscriber_on_small_queue(&app, id, 2).await;
@@ -898,20 +899,34 @@ async fn a_ping_that_finds_the_queue_full_is_answered_later() {
     slow.send(Message::Ping(b"owed".to_vec().into()))
         .await
         .expect("ping sent");
+    send(&mut slow, json!({"type": "ping"})).await;
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-    let answered = tokio::time::timeout(Duration::from_secs(20), async {
+    let (mut websocket, mut protocol) = (false, false);
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(Ok(frame)) = slow.next().await {
-            if matches!(&frame, Message::Pong(p) if p.as_ref() == b"owed") {
-                return true;
+            match &frame {
+                Message::Pong(p) if p.as_ref() == b"owed" => websocket = true,
+                Message::Text(t)
+                    if serde_json::from_str::<Value>(t.as_str()).ok()
+                        == Some(json!({"type": "pong"})) =>
+                {
+                    protocol = true
+                }
+                _ => {}
+            }
+            if websocket && protocol {
+                break;
             }
         }
-        false
     })
     .await;
-    assert_eq!(
-        answered,
-        Ok(true),
-        "the ping sent while the queue was full got its pong once the client read again"
+    assert!(
+        websocket,
+        "the ping frame sent while the queue was full got its pong once the client read again"
+    );
+    assert!(
+        protocol,
+        "the protocol ping sent while the queue was full got its pong once the client read again"
     );
 }
 

@@ -36,10 +36,20 @@ pub struct DashboardSession {
     closer: Option<Closer>,
     subscriptions: HashSet<i64>,
     heard: Instant,
-    /// The pong for the latest ping that found the queue full, sent as soon as the queue has
-    /// room: a client that stops reading for a while must not take the missing pong for a dead
-    /// server once it reads again. Only the latest is answered, as RFC 6455 (5.5.3) allows.
-    owed_pong: Option<OutFrame>,
+    owed: OwedPongs,
+}
+
+/// Pongs that found the queue full, sent as soon as it has room: a client that stopped reading
+/// for a while must not take a missing pong for a dead server once it reads again. One of each
+/// kind, for the latest ping of that kind (RFC 6455, 5.5.3, allows it for WebSocket pings).
+#[derive(Default)]
+struct OwedPongs {
+    /// The answer to a WebSocket ping frame.
+    websocket: Option<OutFrame>,
+    /// The answer to the protocol's `{"type":"ping"}` (browsers cannot send ping frames).
+    protocol: Option<OutFrame>,
+    /// A wait for room in the queue is running.
+    waiting: bool,
 }
 
 impl DashboardSession {
@@ -65,26 +75,48 @@ impl DashboardSession {
                 closer: Some(closer),
                 subscriptions: HashSet::new(),
                 heard: Instant::now(),
-                owed_pong: None,
+                owed: OwedPongs::default(),
             }
         })
     }
 
-    fn answer_ping(&mut self, payload: &[u8], ctx: &mut Context<Self>) {
-        let Err(TrySendError::Full(pong)) = self.out.try_send(OutFrame::pong(payload)) else {
-            return;
-        };
-        if self.owed_pong.replace(pong).is_some() {
-            // A wait for room is already running; it sends this newer pong instead.
+    /// Queues `pong`, or owes it in `slot` (replacing an older one) while the queue is full.
+    fn answer(
+        &mut self,
+        pong: OutFrame,
+        slot: fn(&mut OwedPongs) -> &mut Option<OutFrame>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Err(TrySendError::Full(pong)) = self.out.try_send(pong) {
+            *slot(&mut self.owed) = Some(pong);
+            self.wait_for_room(ctx);
+        }
+    }
+
+    /// Sends the owed pongs one by one, each as soon as the queue has room for it.
+    fn wait_for_room(&mut self, ctx: &mut Context<Self>) {
+        if self.owed.waiting {
             return;
         }
+        self.owed.waiting = true;
         let out = self.out.clone();
         ctx.spawn(
             async move { out.reserve_owned().await.ok() }
                 .into_actor(self)
-                .map(|permit, act, _| {
-                    if let (Some(permit), Some(pong)) = (permit, act.owed_pong.take()) {
+                .map(|permit, act, ctx| {
+                    act.owed.waiting = false;
+                    // `None`: the queue closed, the session is ending.
+                    let Some(permit) = permit else { return };
+                    if let Some(pong) = act
+                        .owed
+                        .websocket
+                        .take()
+                        .or_else(|| act.owed.protocol.take())
+                    {
                         permit.send(pong);
+                    }
+                    if act.owed.websocket.is_some() || act.owed.protocol.is_some() {
+                        act.wait_for_room(ctx);
                     }
                 }),
         );
@@ -106,7 +138,11 @@ impl DashboardSession {
             Err(why) => return self.error(ErrorCode::BadRequest, &why, None),
         };
         match message {
-            ClientMessage::Ping => self.send(protocol::pong_frame()),
+            ClientMessage::Ping => self.answer(
+                OutFrame::text(&protocol::pong_frame()),
+                |owed| &mut owed.protocol,
+                ctx,
+            ),
             ClientMessage::Subscribe { customer_id, since } => {
                 self.subscribe(customer_id, since, ctx)
             }
@@ -293,7 +329,9 @@ impl StreamHandler<Result<WsMessage, ProtocolError>> for DashboardSession {
                 "binary frames are not supported; send JSON text",
                 None,
             ),
-            Ok(WsMessage::Ping(bytes)) => self.answer_ping(&bytes, ctx),
+            Ok(WsMessage::Ping(bytes)) => {
+                self.answer(OutFrame::pong(&bytes), |owed| &mut owed.websocket, ctx)
+            }
             Ok(WsMessage::Close(_)) | Err(_) => ctx.stop(),
             Ok(_) => {}
         }
