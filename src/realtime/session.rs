@@ -39,17 +39,35 @@ pub struct DashboardSession {
     owed: OwedPongs,
 }
 
-/// Pongs that found the queue full, sent as soon as it has room: a client that stopped reading
-/// for a while must not take a missing pong for a dead server once it reads again. One of each
-/// kind, for the latest ping of that kind (RFC 6455, 5.5.3, allows it for WebSocket pings).
+/// Pongs that found the queue full, queued as soon as it has room: a client that stopped
+/// reading for a while must not take a missing pong for a dead server once it reads again. One
+/// of each kind however many pings came meanwhile (a ping frame's echoes the latest, as RFC 6455,
+/// 5.5.3, allows).
 #[derive(Default)]
 struct OwedPongs {
     /// The answer to a WebSocket ping frame.
     websocket: Option<OutFrame>,
     /// The answer to the protocol's `{"type":"ping"}` (browsers cannot send ping frames).
     protocol: Option<OutFrame>,
+    /// When both are owed the kinds take turns, so a stream of one cannot hold up the other.
+    protocol_first: bool,
     /// A wait for room in the queue is running.
     waiting: bool,
+}
+
+impl OwedPongs {
+    fn next(&mut self) -> Option<OutFrame> {
+        self.protocol_first = !self.protocol_first;
+        if self.protocol_first {
+            self.protocol.take().or_else(|| self.websocket.take())
+        } else {
+            self.websocket.take().or_else(|| self.protocol.take())
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.websocket.is_some() || self.protocol.is_some()
+    }
 }
 
 impl DashboardSession {
@@ -80,13 +98,19 @@ impl DashboardSession {
         })
     }
 
-    /// Queues `pong`, or owes it in `slot` (replacing an older one) while the queue is full.
+    /// Queues `pong`, or owes it in `slot` while the queue is full. A pong of the kind already
+    /// owed replaces it rather than overtaking it.
     fn answer(
         &mut self,
         pong: OutFrame,
         slot: fn(&mut OwedPongs) -> &mut Option<OutFrame>,
         ctx: &mut Context<Self>,
     ) {
+        let owed = slot(&mut self.owed);
+        if owed.is_some() {
+            *owed = Some(pong);
+            return;
+        }
         if let Err(TrySendError::Full(pong)) = self.out.try_send(pong) {
             *slot(&mut self.owed) = Some(pong);
             self.wait_for_room(ctx);
@@ -107,15 +131,10 @@ impl DashboardSession {
                     act.owed.waiting = false;
                     // `None`: the queue closed, the session is ending.
                     let Some(permit) = permit else { return };
-                    if let Some(pong) = act
-                        .owed
-                        .websocket
-                        .take()
-                        .or_else(|| act.owed.protocol.take())
-                    {
+                    if let Some(pong) = act.owed.next() {
                         permit.send(pong);
                     }
-                    if act.owed.websocket.is_some() || act.owed.protocol.is_some() {
+                    if act.owed.any() {
                         act.wait_for_room(ctx);
                     }
                 }),
