@@ -109,10 +109,8 @@ impl DashboardSession {
         let owed = slot(&mut self.owed);
         if owed.is_some() {
             *owed = Some(pong);
-            return;
-        }
-        if let Err(TrySendError::Full(pong)) = self.out.try_send(pong) {
-            *slot(&mut self.owed) = Some(pong);
+        } else if let Err(TrySendError::Full(pong)) = self.out.try_send(pong) {
+            *owed = Some(pong);
             self.wait_for_room(ctx);
         }
     }
