@@ -331,6 +331,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fanout_target_must_be_a_positive_number() {
+        for bad in ["0", "-5", "NaN", "inf"] {
+            let flag = format!("--per-cpu-second-target={bad}");
+            let args = Args::parse_from(["c360-load", flag.as_str()]);
+            assert!(args.validate().is_err(), "{bad} is refused");
+        }
+        let args = Args::parse_from(["c360-load", "--per-cpu-second-target", "36320"]);
+        assert!(args.validate().is_ok());
+        assert_eq!(args.per_cpu_second_target, 36_320.0);
+    }
+
+    #[test]
     fn only_loopback_targets_are_accepted() {
         for url in [
             "http://127.0.0.1:8360",
