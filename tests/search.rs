@@ -44,12 +44,12 @@ fn person() -> impl Strategy<Value = Person> {
         })
 }
 
-async fn all_pages(app: &TestApp, query: &str, limit: i64) -> (Vec<Value>, i64) {
+async fn all_pages(app: &TestApp, role: Role, query: &str, limit: i64) -> (Vec<Value>, i64) {
     let mut items = Vec::new();
     let mut path = format!("/api/admin/customers/search?{query}&limit={limit}");
     let mut total = -1;
     for _ in 0..200 {
-        let page = app.get(&path, Role::Admin).await.json();
+        let page = app.get(&path, role).await.json();
         total = page["total"].as_i64().unwrap_or(-1);
         items.extend(page["items"].as_array().cloned().unwrap_or_default());
         match page["next_cursor"].as_str() {
@@ -74,7 +74,7 @@ fn results_match_and_nothing_is_missed() {
         ..ProptestConfig::default()
     };
     proptest!(config, |(people in proptest::collection::vec(person(), 1..15),
-                         needle in proptest::sample::select(vec!["ann", "LEE", "pérez", "bob", "xyz", ""]),
+                         needle in proptest::sample::select(vec!["ann", "LEE", "pérez", "bob", "xyz", "", "EXAMPLE.com"]),
                          clv_min in proptest::option::of(0i64..12_000), orders_max in proptest::option::of(0i64..5),
                          sort in proptest::sample::select(vec!["relevance", "lifetime_value", "last_order", "name"]),
                          limit in 1i64..6)| {
@@ -107,19 +107,27 @@ fn results_match_and_nothing_is_missed() {
             let mut query = format!("tag={tag_param}&sort={sort}&q={encoded}");
             if let Some(v) = clv_min { query.push_str(&format!("&clv_min={v}")); }
             if let Some(v) = orders_max { query.push_str(&format!("&orders_max={v}")); }
-            let (items, total) = all_pages(&app, &query, limit).await;
-
-            let expected: BTreeSet<i64> = people.iter().zip(&ids).filter(|(p, _)| {
-                let ltv = (p.ltv / p.orders.max(1)) * p.orders;
-                (needle.is_empty() || p.name.to_lowercase().contains(&needle.to_lowercase()))
-                    && clv_min.is_none_or(|m| ltv >= m)
-                    && orders_max.is_none_or(|m| p.orders <= m)
-            }).map(|(_, id)| *id).collect();
+            // The text matches the email only for roles shown it unmasked.
+            let expected = |shown_pii: bool| -> BTreeSet<i64> {
+                people.iter().enumerate().zip(&ids).filter(|((i, p), _)| {
+                    let ltv = (p.ltv / p.orders.max(1)) * p.orders;
+                    let needle = needle.to_lowercase();
+                    let email = format!("{tag}-{i}@example.com");
+                    (needle.is_empty() || p.name.to_lowercase().contains(&needle) || (shown_pii && email.contains(&needle)))
+                        && clv_min.is_none_or(|m| ltv >= m)
+                        && orders_max.is_none_or(|m| p.orders <= m)
+                }).map(|(_, id)| *id).collect()
+            };
+            let (items, total) = all_pages(&app, Role::Admin, &query, limit).await;
             let got: Vec<i64> = items.iter().filter_map(|i| i["id"].as_i64()).collect();
             let unique: BTreeSet<i64> = got.iter().copied().collect();
             assert_eq!(unique.len(), got.len(), "no customer twice across pages");
-            assert_eq!(unique, expected, "query {query}");
-            assert_eq!(total, expected.len() as i64);
+            assert_eq!(unique, expected(true), "query {query}");
+            assert_eq!(total, expected(true).len() as i64);
+            let (masked, masked_total) = all_pages(&app, Role::Marketing, &query, limit).await;
+            let masked: BTreeSet<i64> = masked.iter().filter_map(|i| i["id"].as_i64()).collect();
+            assert_eq!(masked, expected(false), "query {query} as marketing");
+            assert_eq!(masked_total, expected(false).len() as i64);
             // Pages concatenate in the order asked for: best score, highest lifetime value and
             // newest last order first (no orders last), names A–Z.
             for pair in items.windows(2) {
@@ -145,6 +153,7 @@ fn results_match_and_nothing_is_missed() {
             if sort == "relevance" {
                 let filter = Filter {
                     q: Some(needle.to_owned()),
+                    q_matches_pii: true,
                     tag: Some(tag_id),
                     clv_min,
                     orders_max,
@@ -185,16 +194,38 @@ async fn phone_digits_order_numbers_and_bad_parameters() {
     sql.execute("INSERT INTO orders (customer_id, order_number, subtotal_cents, total_cents) VALUES ($1, 'WEB-778899', 1, 1)", &[&id])
         .await
         .expect("order");
-    for q in ["5550102030", "555.010.2030", "010-2030", "WEB-778899"] {
+    for q in [
+        "5550102030",
+        "555.010.2030",
+        "010-2030",
+        "dial@example",
+        "WEB-778899",
+    ] {
         let page = app
-            .get(&format!("/api/admin/customers/search?q={q}"), Role::Analyst)
+            .get(&format!("/api/admin/customers/search?q={q}"), Role::Support)
             .await
             .json();
         assert_eq!(page["items"][0]["id"], id, "q={q}");
-        assert_eq!(
-            page["items"][0]["email"], "d***@example.com",
-            "masked for analysts"
-        );
+    }
+    // Roles shown PII masked find by name and order number, and learn nothing from a phone or
+    // an email they are not shown.
+    let page = app
+        .get("/api/admin/customers/search?q=WEB-778899", Role::Analyst)
+        .await
+        .json();
+    assert_eq!(page["items"][0]["id"], id);
+    assert_eq!(
+        page["items"][0]["email"], "d***@example.com",
+        "masked for analysts"
+    );
+    for role in [Role::Analyst, Role::Marketing] {
+        for q in ["5550102030", "010-2030", "dial@example.com", "dial@"] {
+            let page = app
+                .get(&format!("/api/admin/customers/search?q={q}"), role)
+                .await
+                .json();
+            assert_eq!(page["total"], 0, "{role:?}: q={q}");
+        }
     }
     let none = app
         .get("/api/admin/customers/search?q=WEB-7788", Role::Admin)

@@ -1,6 +1,7 @@
-//! Customer search: free text over name (partial, case-insensitive, trigram-indexed), email,
-//! phone (digits only, whatever the formatting) and order number (exact), combined with
-//! filters, sorted by relevance, lifetime value, last order or name, paged by keyset.
+//! Customer search: free text over name (partial, case-insensitive, trigram-indexed), order
+//! number (exact) and, for roles that see PII unmasked, email and phone (digits only, whatever
+//! the formatting), combined with filters, sorted by relevance, lifetime value, last order or
+//! name, paged by keyset.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -37,6 +38,10 @@ pub enum LabelKind {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub q: Option<String>,
+    /// Whether `q` also matches email and phone. Only for roles that see them unmasked: a
+    /// masked role could otherwise confirm an address or number it is not shown, or spell one
+    /// out a substring at a time from which customers still match.
+    pub q_matches_pii: bool,
     /// A segment's id ([`label_id`] finds it for a name).
     pub segment: Option<i64>,
     pub tier: Option<LoyaltyTier>,
@@ -230,17 +235,11 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
         let ordered =
             format!("ANY(ARRAY(SELECT customer_id FROM orders WHERE order_number = {exact}))");
         let name_contains = format!("cs.name_lc LIKE lower({like})");
-        let email_contains = format!("cs.email_lc LIKE lower({like})");
         let has_order = format!("cs.customer_id = {ordered}");
         // Each alternative can use an index (trigram on the lowercased name and email and on
         // the phone digits; the primary key for the ids of an exact order number), so Postgres
         // ORs their bitmaps and reads each matching customer once.
-        let mut any_of = vec![
-            name_contains.clone(),
-            email_contains.clone(),
-            has_order.clone(),
-        ];
-        let d = digits(q);
+        let mut any_of = vec![name_contains.clone(), has_order.clone()];
         let by_name_length = "octet_length(cs.name_lc), cs.customer_id DESC";
         let by_email_length = "octet_length(cs.email_lc), cs.customer_id DESC";
         // Within one way every match scores the same but for its length (shorter is covered
@@ -258,37 +257,43 @@ fn matches(b: &mut Builder, f: &Filter) -> Matches {
                 best_first: by_name_length,
             },
             Arm {
-                condition: format!("cs.email_lc LIKE lower({starts})"),
-                best_first: by_email_length,
-            },
-            Arm {
-                condition: email_contains,
-                best_first: by_email_length,
-            },
-            Arm {
                 condition: has_order.clone(),
                 best_first: "cs.customer_id DESC",
             },
         ];
-        let mut phone_score = "0".to_owned();
-        if d.len() >= 3 {
-            let phone = b.param(Bind::Text(format!("%{d}%")));
-            let phone_contains = format!("cs.phone_digits LIKE {phone}");
-            phone_score = format!("CASE WHEN {phone_contains} THEN 0.9::float8 ELSE 0 END");
-            any_of.push(phone_contains.clone());
+        let mut scores = vec![
+            text_score("cs.name_lc", &needle, Some(&word)),
+            format!("CASE WHEN {has_order} THEN 1::float8 ELSE 0 END"),
+        ];
+        if f.q_matches_pii {
+            let email_contains = format!("cs.email_lc LIKE lower({like})");
+            any_of.push(email_contains.clone());
             m.arms.push(Arm {
-                condition: phone_contains,
-                best_first: "cs.customer_id DESC",
+                condition: format!("cs.email_lc LIKE lower({starts})"),
+                best_first: by_email_length,
             });
+            m.arms.push(Arm {
+                condition: email_contains,
+                best_first: by_email_length,
+            });
+            // An email has no spaces, so no words to start.
+            scores.push(text_score("cs.email_lc", &needle, None));
+            let d = digits(q);
+            if d.len() >= 3 {
+                let phone = b.param(Bind::Text(format!("%{d}%")));
+                let phone_contains = format!("cs.phone_digits LIKE {phone}");
+                scores.push(format!(
+                    "CASE WHEN {phone_contains} THEN 0.9::float8 ELSE 0 END"
+                ));
+                any_of.push(phone_contains.clone());
+                m.arms.push(Arm {
+                    condition: phone_contains,
+                    best_first: "cs.customer_id DESC",
+                });
+            }
         }
         m.text = Some(format!("({})", any_of.join(" OR ")));
-        m.score = format!(
-            "greatest({}, {}, {phone_score},
-              CASE WHEN {has_order} THEN 1::float8 ELSE 0 END)",
-            text_score("cs.name_lc", &needle, Some(&word)),
-            // An email has no spaces, so no words to start.
-            text_score("cs.email_lc", &needle, None),
-        );
+        m.score = format!("greatest({})", scores.join(", "));
     }
     let mut member = |table: &str, column: &str, id: Option<i64>| {
         if let Some(id) = id {

@@ -1,5 +1,5 @@
 //! `GET /api/admin/customers/search`: free text and filters over every customer, masked per
-//! role. Bad parameters (min above max, unknown tier, malformed dates or numbers) are a 422
+//! role; the text matches email and phone only for roles shown them unmasked. Bad parameters (min above max, unknown tier, malformed dates or numbers) are a 422
 //! naming the parameter.
 
 use std::time::Duration;
@@ -21,7 +21,8 @@ use crate::view::cursor::{self, hex_decode, hex_encode};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SearchParams {
-    /// Name (partial), email (partial), phone (digits, any formatting) or order number (exact).
+    /// Name (partial) or order number (exact); for roles that see PII unmasked (admin,
+    /// support) also email (partial) and phone (digits, any formatting).
     pub q: Option<String>,
     /// Segment id or name (case-insensitive); one that does not exist is a 422.
     pub segment: Option<String>,
@@ -159,7 +160,8 @@ impl Asked {
 }
 
 impl SearchParams {
-    /// The search asked for; its segment and tag are not looked up yet.
+    /// The search asked for; its segment and tag are not looked up yet, and its text matches
+    /// email and phone only once the role allows it ([`Filter::q_matches_pii`]).
     pub fn parse(&self) -> Result<Asked, ApiError> {
         let tier = self
             .tier
@@ -172,6 +174,7 @@ impl SearchParams {
             .transpose()?;
         let filter = Filter {
             q: self.q.clone().filter(|q| !q.trim().is_empty()),
+            q_matches_pii: false,
             segment: None,
             tier,
             tag: None,
@@ -258,6 +261,7 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
     let mut asked = q.parse()?;
+    asked.filter.q_matches_pii = admin.role.can(Permission::SeePii);
     let mut conn = state.pool.get().await?;
     asked.resolve(&mut conn).await?;
     let Asked {

@@ -372,11 +372,6 @@ impl TestApp {
         }
         self.send(req, None).await
     }
-    /// GET of a full URL (another node's, say), as text.
-    pub async fn client_get_text(&self, url: &str) -> String {
-        self.send(self.client.get(url), None).await.text()
-    }
-
     pub async fn get(&self, path: &str, role: Role) -> TestResponse {
         self.get_raw(path, Some(&format!("Bearer {}", self.token(role))))
             .await
