@@ -253,6 +253,58 @@ async fn snapshots_then_deltas_converge_to_the_http_view_per_role() {
     );
 }
 
+/// A platform merging duplicate accounts moves rows to another customer: the dashboards of
+/// both customers follow, the one it left as much as the one it joined.
+#[actix_web::test]
+async fn rows_moved_to_another_customer_leave_one_dashboard_and_reach_the_other() {
+    let app = spawn_app().await;
+    let from = customer(&app).await;
+    let sql = app.db.sql().await;
+    let to: i64 = sql
+        .query_one(
+            "INSERT INTO customers (name, email) VALUES ('Live Two', 'two@example.com') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("second customer")
+        .get(0);
+    sql.execute(
+        "INSERT INTO support_tickets (customer_id, subject) VALUES ($1, 'Where is L-0?')",
+        &[&from],
+    )
+    .await
+    .expect("ticket");
+    let mut watchers = Vec::new();
+    for id in [from, to] {
+        let mut ws = connect(&app, Role::Admin).await;
+        send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
+        let snapshot = next_of(&mut ws, "snapshot").await;
+        let version = snapshot["version"].as_u64().expect("version");
+        watchers.push((id, ws, snapshot["view"].clone(), version));
+    }
+    assert_eq!(watchers[0].2["orders"]["items"][0]["order_number"], "L-0");
+    assert_eq!(watchers[0].2["support"]["open"], 1);
+
+    sql.batch_execute(&format!(
+        "BEGIN;
+         UPDATE orders SET customer_id = {to} WHERE customer_id = {from};
+         UPDATE order_items SET customer_id = {to} WHERE customer_id = {from};
+         UPDATE support_tickets SET customer_id = {to} WHERE customer_id = {from};
+         COMMIT;"
+    ))
+    .await
+    .expect("rows moved");
+    let shows_moved =
+        |v: &Value| v["orders"]["items"][0]["order_number"] == "L-0" && v["support"]["open"] == 1;
+    let (id, ws, view, version) = &mut watchers[0];
+    converge(&app, ws, Role::Admin, *id, view, version, |v| {
+        v["orders"]["items"].as_array().is_some_and(Vec::is_empty) && v["support"]["open"] == 0
+    })
+    .await;
+    let (id, ws, view, version) = &mut watchers[1];
+    converge(&app, ws, Role::Admin, *id, view, version, shows_moved).await;
+}
+
 /// A snapshot several times the size of the slices the server writes it in (so that no
 /// connection's write buffer outgrows its first 8 KiB) arrives whole, and the session stays live.
 #[actix_web::test]
