@@ -76,6 +76,18 @@ async fn next_of<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Subscribes to customer `id` and waits for its snapshot: the view and version the client
+/// then holds.
+async fn subscribe<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    id: i64,
+) -> (Value, u64) {
+    send(ws, json!({"type": "subscribe", "customer_id": id})).await;
+    let snapshot = next_of(ws, "snapshot").await;
+    let version = snapshot["version"].as_u64().expect("version");
+    (snapshot["view"].clone(), version)
+}
+
 /// Twenty notes of 1,500 bytes each: a snapshot of about 30 kB.
 async fn add_long_notes(sql: &tokio_postgres::Client, id: i64) {
     sql.execute(
@@ -277,10 +289,8 @@ async fn rows_moved_to_another_customer_leave_one_dashboard_and_reach_the_other(
     let mut watchers = Vec::new();
     for id in [from, to] {
         let mut ws = connect(&app, Role::Admin).await;
-        send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
-        let snapshot = next_of(&mut ws, "snapshot").await;
-        let version = snapshot["version"].as_u64().expect("version");
-        watchers.push((id, ws, snapshot["view"].clone(), version));
+        let (view, version) = subscribe(&mut ws, id).await;
+        watchers.push((id, ws, view, version));
     }
     assert_eq!(watchers[0].2["orders"]["items"][0]["order_number"], "L-0");
     assert_eq!(watchers[0].2["support"]["open"], 1);
@@ -548,17 +558,8 @@ async fn two_nodes_share_every_change() {
     let node_b = start_node(&app.db.url, common::REDIS_URL, &app.redis_prefix, &[]).await;
     let mut on_a = connect(&app, Role::Support).await;
     let mut on_b = connect_to(&app, &node_b, Role::Admin).await;
-    for ws in [&mut on_a, &mut on_b] {
-        send(ws, json!({"type": "subscribe", "customer_id": id})).await;
-    }
-    let (mut view_a, mut version_a) = {
-        let s = next_of(&mut on_a, "snapshot").await;
-        (s["view"].clone(), s["version"].as_u64().unwrap_or(0))
-    };
-    let (mut view_b, mut version_b) = {
-        let s = next_of(&mut on_b, "snapshot").await;
-        (s["view"].clone(), s["version"].as_u64().unwrap_or(0))
-    };
+    let (mut view_a, mut version_a) = subscribe(&mut on_a, id).await;
+    let (mut view_b, mut version_b) = subscribe(&mut on_b, id).await;
     let note = app
         .post_json_at(
             &node_b,
@@ -610,12 +611,7 @@ async fn dashboards_converge_after_redis_restarts_mid_stream() {
     let app = spawn_app_with(&redis.url()).await;
     let id = customer(&app).await;
     let mut ws = connect(&app, Role::Admin).await;
-    send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
-    let snapshot = next_of(&mut ws, "snapshot").await;
-    let (mut view, mut version) = (
-        snapshot["view"].clone(),
-        snapshot["version"].as_u64().unwrap_or(0),
-    );
+    let (mut view, mut version) = subscribe(&mut ws, id).await;
 
     redis.stop();
     let sql = app.db.sql().await;
@@ -737,12 +733,7 @@ async fn external_producers_are_heard_and_malformed_events_counted() {
     let app = spawn_app().await;
     let id = customer(&app).await;
     let mut ws = connect(&app, Role::Admin).await;
-    send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
-    let snapshot = next_of(&mut ws, "snapshot").await;
-    let (mut view, mut version) = (
-        snapshot["view"].clone(),
-        snapshot["version"].as_u64().unwrap_or(0),
-    );
+    let (mut view, mut version) = subscribe(&mut ws, id).await;
     // Let the hub settle on the fixture's own events first.
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
 
@@ -852,13 +843,13 @@ async fn connect_with_tiny_window(
 }
 
 /// A node whose sessions queue at most `queue` frames, and an admin subscribed to customer
-/// `id` on it over a tiny receive window, holding its snapshot: the node, the socket, the
-/// snapshot.
+/// `id` on it over a tiny receive window, holding its snapshot: the node, the socket, and the
+/// view and version it holds.
 async fn subscriber_on_small_queue(
     app: &TestApp,
     id: i64,
     queue: usize,
-) -> (String, WebSocketStream<tokio::net::TcpStream>, Value) {
+) -> (String, WebSocketStream<tokio::net::TcpStream>, (Value, u64)) {
     let node = start_node(
         &app.db.url,
         common::REDIS_URL,
@@ -867,9 +858,8 @@ async fn subscriber_on_small_queue(
     )
     .await;
     let mut ws = connect_with_tiny_window(app, &node).await;
-    send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
-    let snapshot = next_of(&mut ws, "snapshot").await;
-    (node, ws, snapshot)
+    let held = subscribe(&mut ws, id).await;
+    (node, ws, held)
 }
 
 #[actix_web::test]
@@ -877,19 +867,11 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
     let app = spawn_app().await;
     let id = customer(&app).await;
     // A client with a tiny receive window that stops reading after its snapshot.
-    let (node, mut slow, snapshot) = subscriber_on_small_queue(&app, id, 4).await;
-    let (mut slow_view, mut slow_version) = (
-        snapshot["view"].clone(),
-        snapshot["version"].as_u64().unwrap_or(0),
-    );
+    let (node, mut slow, (mut slow_view, mut slow_version)) =
+        subscriber_on_small_queue(&app, id, 4).await;
 
     let mut brisk = connect_to(&app, &node, Role::Admin).await;
-    send(&mut brisk, json!({"type": "subscribe", "customer_id": id})).await;
-    let snapshot = next_of(&mut brisk, "snapshot").await;
-    let (mut brisk_view, mut brisk_version) = (
-        snapshot["view"].clone(),
-        snapshot["version"].as_u64().unwrap_or(0),
-    );
+    let (mut brisk_view, mut brisk_version) = subscribe(&mut brisk, id).await;
 
     flood_with_note_rewrites(&app.db.sql().await, id).await;
     let last = |v: &Value| {
