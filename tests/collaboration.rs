@@ -70,6 +70,18 @@ async fn notes_are_attributed_to_the_caller_and_private_ones_stay_private() {
         .post_json(&path, Role::Admin, &json!({"body": "x".repeat(10_001)}))
         .await;
     assert_eq!(r.problem(422, "validation_failed")["field"], "body");
+    // PostgreSQL cannot store a NUL: a 422 naming the field, not a 500.
+    let r = app
+        .post_json(&path, Role::Admin, &json!({"body": "a\u{0}b"}))
+        .await;
+    let problem = r.problem(422, "validation_failed");
+    assert_eq!(problem["field"], "body");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("NUL")),
+        "{problem}"
+    );
     let r = app
         .post_json(
             &path,
@@ -309,6 +321,14 @@ async fn quick_actions_check_consent_audit_and_show_in_the_view() {
     assert_eq!(r.problem(422, "validation_failed")["field"], "points");
     let r = app
         .post_json(&adjust, Role::Admin, &json!({"points": 5}))
+        .await;
+    assert_eq!(r.problem(422, "validation_failed")["field"], "reason");
+    let r = app
+        .post_json(
+            &adjust,
+            Role::Admin,
+            &json!({"points": 5, "reason": "\u{0}"}),
+        )
         .await;
     assert_eq!(r.problem(422, "validation_failed")["field"], "reason");
     app.post_json(

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{OwnRedis, TestApp, spawn_app, spawn_app_with, start_node};
@@ -474,6 +475,37 @@ async fn at_most_twenty_subscriptions() {
         next_of(&mut ws, "error").await["code"],
         "too_many_subscriptions"
     );
+
+    // A burst of subscribes, sent before any is answered, is held to the same limit.
+    sql.batch_execute("INSERT INTO customers (name, email) SELECT 'D' || g, 'd' || g || '@example.com' FROM generate_series(1, 5) g")
+        .await
+        .expect("more customers");
+    let mut burst = connect(&app, Role::Support).await;
+    let all: Vec<i64> = sql
+        .query("SELECT id FROM customers ORDER BY id", &[])
+        .await
+        .expect("ids")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for id in &all {
+        send(&mut burst, json!({"type": "subscribe", "customer_id": id})).await;
+    }
+    let (mut snapshots, mut refused) = (BTreeSet::new(), 0);
+    while snapshots.len() + refused < all.len() {
+        let frame = next(&mut burst).await;
+        match frame["type"].as_str() {
+            Some("snapshot") => {
+                snapshots.insert(frame["customer_id"].as_i64().expect("customer id"));
+            }
+            Some("error") => {
+                assert_eq!(frame["code"], "too_many_subscriptions", "{frame}");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((snapshots.len(), refused), (20, all.len() - 20));
 }
 
 #[actix_web::test]

@@ -509,3 +509,90 @@ async fn a_segment_deleted_mid_paging_is_a_422_naming_it() {
         "{problem}"
     );
 }
+
+/// A cursor pages on only the search that issued it: reused with another sort its key is not a
+/// value of that sort (Postgres refused it with a 500), with another text or role its total
+/// would be another search's, and a hand-made one is refused.
+#[actix_web::test]
+async fn a_cursor_serves_only_the_search_that_issued_it() {
+    let app = spawn_app().await;
+    let sql = app.db.sql().await;
+    sql.batch_execute(
+        "INSERT INTO customers (name, email) VALUES ('Page One', 'p1@example.com'),
+             ('Page Two', 'p2@example.com'), ('Page Three', 'p3@example.com');",
+    )
+    .await
+    .expect("three customers");
+    let search = |query: String, role: Role| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/admin/customers/search?{query}"), role)
+                .await
+        }
+    };
+    let first = search("q=page&sort=name&limit=1".into(), Role::Admin)
+        .await
+        .json();
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let next = search(
+        format!("q=page&sort=name&limit=1&cursor={cursor}"),
+        Role::Admin,
+    )
+    .await
+    .json();
+    assert_eq!(next["total"], 3, "the same search pages on: {next}");
+    for (query, role) in [
+        (
+            format!("q=page&sort=lifetime_value&limit=1&cursor={cursor}"),
+            Role::Admin,
+        ),
+        (
+            format!("q=page&sort=last_order&limit=1&cursor={cursor}"),
+            Role::Admin,
+        ),
+        (
+            format!("q=page&sort=relevance&limit=1&cursor={cursor}"),
+            Role::Admin,
+        ),
+        (
+            format!("q=one&sort=name&limit=1&cursor={cursor}"),
+            Role::Admin,
+        ),
+        // Marketing's text matches fewer fields: another search.
+        (
+            format!("q=page&sort=name&limit=1&cursor={cursor}"),
+            Role::Marketing,
+        ),
+    ] {
+        let problem = search(query.clone(), role)
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(problem["field"], "cursor", "{query}");
+    }
+    let hex = |raw: &str| -> String { raw.bytes().map(|b| format!("{b:02x}")).collect() };
+    for forged in [
+        hex("0123456789abcdef|page two|1|-7"),
+        hex("0123456789abcdef|page two|1|3"),
+        hex("page two|1|3"),
+        hex("0123456789abcdef|page\u{0}|1|3"),
+    ] {
+        let problem = search(
+            format!("q=page&sort=name&limit=1&cursor={forged}"),
+            Role::Admin,
+        )
+        .await
+        .problem(422, "validation_failed");
+        assert_eq!(problem["field"], "cursor", "{forged}");
+    }
+    // A NUL is no text Postgres can hold: refused naming the parameter, in queries and bodies.
+    for query in ["q=a%00b", "tag=a%00b", "segment=%00"] {
+        let field = query.split('=').next().unwrap_or_default();
+        let problem = search(query.to_owned(), Role::Admin)
+            .await
+            .problem(422, "validation_failed");
+        assert_eq!(problem["field"], field, "{query}");
+    }
+}

@@ -368,7 +368,7 @@ macro_rules! action_route {
             body: ApiJson<Value>,
         ) -> Result<HttpResponse, ApiError> {
             let raw = body.0;
-            let parsed: $body = crate::http::input::parse_json(raw.to_string().as_bytes())?;
+            let parsed: $body = crate::http::input::from_document(raw.clone())?;
             run(req, admin, state, id.into_inner(), Action::$variant(parsed), raw).await
         }
     };

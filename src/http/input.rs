@@ -1,11 +1,16 @@
 //! Reading request input so that every mistake names itself: the `ApiJson` body extractor
 //! (1 MiB limit, 413; syntax 400; wrong types, missing fields and unknown enum values 422 with
-//! the field's path), and the error handlers for path and query parameters.
+//! the field's path), and the error handlers for path and query parameters. Text holding the
+//! NUL character is refused in bodies and query parameters alike (422 naming the field):
+//! PostgreSQL cannot store it, and would otherwise fail the request with a 500.
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
@@ -57,13 +62,74 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
 }
 
 /// Parses JSON, naming the failing field: 400 for malformed JSON, 422 for a well-formed
-/// document of the wrong shape.
+/// document that [`from_document`] refuses.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(shape_error)?;
-    de.end()
+    let document: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("body", format!("invalid JSON: {e}")))?;
-    Ok(value)
+    from_document(document)
+}
+
+/// A request body from its JSON document: 422 naming the field for a NUL character in a
+/// string or a wrong shape, and for a document that is not an object (every body of this API
+/// is one).
+pub fn from_document<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, ApiError> {
+    if let Some(field) = nul_in(&document) {
+        return Err(refuse_nul(if field.is_empty() { "body" } else { &field }));
+    }
+    if !document.is_object() {
+        return Err(ApiError::validation(
+            "body",
+            "the body must be a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(document).map_err(shape_error)
+}
+
+/// Where the first string of `value` that holds a NUL character is, as a path from `value`
+/// (`notes[2].body`; empty for `value` itself).
+fn nul_in(value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let under = |step: String, inner: String| match inner.as_str() {
+        "" => step,
+        _ if inner.starts_with('[') => format!("{step}{inner}"),
+        _ => format!("{step}.{inner}"),
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(String::new()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_in(item).map(|inner| under(format!("[{i}]"), inner))),
+        Value::Object(fields) => fields
+            .iter()
+            .find_map(|(name, item)| nul_in(item).map(|inner| under(name.clone(), inner))),
+        _ => None,
+    }
+}
+
+fn refuse_nul(field: &str) -> ApiError {
+    let field = field.replace('\0', "\\u0000");
+    ApiError::validation(
+        &field,
+        format!("{field} must not contain the NUL character (\\u0000)"),
+    )
+}
+
+/// Refuses a request whose query parameters (name or value) hold a NUL character, naming the
+/// parameter.
+pub async fn reject_nul_in_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let parameters = web::Query::<Vec<(String, String)>>::from_query(req.query_string());
+    if let Ok(parameters) = parameters
+        && let Some((name, _)) = parameters
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+    {
+        return Err(refuse_nul(name).into());
+    }
+    next.call(req).await
 }
 
 fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -158,5 +224,32 @@ mod tests {
             .unwrap();
         assert!(matches!(ok.visibility, Visibility::Public));
         assert_eq!(ok.inner.map(|i| i.points), Some(-3));
+    }
+
+    #[test]
+    fn refuses_the_nul_character_naming_where_it_is() {
+        for (json, field) in [
+            (r#"{"body":"a\u0000b","visibility":"public"}"#, "body"),
+            (
+                r#"{"body":"x","tags":[{"name":"ok"},{"name":"\u0000"}]}"#,
+                "tags[1].name",
+            ),
+            (r#"{"a":[["\u0000"]]}"#, "a[0][0]"),
+            (r#""\u0000""#, "body"),
+        ] {
+            let e = parse_json::<serde_json::Value>(json.as_bytes()).unwrap_err();
+            assert_eq!(
+                field_of(&e),
+                (ErrorKind::Validation, field.into()),
+                "{json}"
+            );
+            assert!(e.detail().contains("NUL"), "{}", e.detail());
+        }
+        let e = parse_json::<Note>(b"[]").unwrap_err();
+        assert_eq!(field_of(&e), (ErrorKind::Validation, "body".into()));
+        assert!(e.detail().contains("JSON object"), "{}", e.detail());
+        // An escaped backslash before `u0000` is text, not a NUL.
+        let ok = parse_json::<Note>(br#"{"body":"\\u0000","visibility":"public"}"#).unwrap();
+        assert_eq!(ok.body, "\\u0000");
     }
 }

@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ws", web::get().to(ws::connect))
         .service(
             web::scope("/api/admin")
+                .wrap(actix_web::middleware::from_fn(input::reject_nul_in_query))
                 .route("/customers/search", web::get().to(search::search))
                 .route("/customers/compare", web::get().to(compare::compare))
                 .route("/customers/{id}/export", web::get().to(export::export))

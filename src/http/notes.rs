@@ -109,7 +109,13 @@ pub async fn create(
     admin.require(Permission::WriteNotes)?;
     let new = body.0;
     let chars = new.body.chars().count();
-    if new.body.trim().is_empty() || chars > MAX_NOTE_CHARS {
+    if new.body.trim().is_empty() {
+        return Err(ApiError::validation(
+            "body",
+            "body must hold text, not only white space",
+        ));
+    }
+    if chars > MAX_NOTE_CHARS {
         return Err(ApiError::validation(
             "body",
             format!("body must be 1 to {MAX_NOTE_CHARS} characters, got {chars}"),

@@ -109,10 +109,34 @@ fn ordered<T: PartialOrd + std::fmt::Display>(
     }
 }
 
-/// Where a later page starts, and the total its first page counted: what a cursor carries.
+/// Where a later page starts, and the total its first page counted: what a cursor carries,
+/// with the digest of the search that issued it ([`digest`]).
 pub struct Resume {
+    pub search: String,
     pub after: After,
     pub total: i64,
+}
+
+/// Names a search (its text, filters as looked up, whether the text matches PII, and sort), so
+/// that a cursor is used only with the search that issued it: with another sort its key would
+/// not even be a value of the right type, and with other filters its total would be wrong.
+fn digest(filter: &Filter, sort: Sort) -> String {
+    use sha2::Digest;
+    let named = sha2::Sha256::digest(format!("{filter:?}|{sort:?}").as_bytes());
+    named.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a cursor's key is a value of the sort's type, as Postgres wrote it.
+fn key_fits(sort: Sort, key: &str) -> bool {
+    match sort {
+        Sort::Relevance => key.parse::<f64>().is_ok_and(f64::is_finite),
+        Sort::LifetimeValue => key.parse::<i64>().is_ok(),
+        Sort::LastOrder => {
+            key == "-infinity"
+                || chrono::DateTime::parse_from_str(key, "%Y-%m-%d %H:%M:%S%.f%#z").is_ok()
+        }
+        Sort::Name => true,
+    }
 }
 
 /// A search as asked for: the filter but for its segment and tag, which are named by id or name
@@ -216,24 +240,28 @@ impl SearchParams {
                 ));
             }
         };
-        // A sort key may hold `|` (names do), so the id and total are split off from the right.
+        // A sort key may hold `|` (names do), so the digest is split off from the left and the
+        // id and total from the right.
         let resume = self
             .cursor
             .as_deref()
             .map(|c| {
                 hex_decode(c)
                     .and_then(|raw| {
-                        let (rest, total) = raw.rsplit_once('|')?;
+                        let (search, rest) = raw.split_once('|')?;
+                        let (rest, total) = rest.rsplit_once('|')?;
                         let (key, id) = rest.rsplit_once('|')?;
                         let after = After {
                             key: key.to_owned(),
                             id: id.parse().ok()?,
                         };
                         Some(Resume {
+                            search: search.to_owned(),
                             after,
-                            total: total.parse().ok()?,
+                            total: total.parse().ok().filter(|t| *t >= 0)?,
                         })
                     })
+                    .filter(|r| key_fits(sort, &r.after.key))
                     .ok_or_else(|| {
                         ApiError::validation("cursor", "cursor is not one this server issued")
                     })
@@ -271,6 +299,13 @@ pub async fn search(
         limit,
         ..
     } = asked;
+    let search = digest(&filter, sort);
+    if resume.as_ref().is_some_and(|r| r.search != search) {
+        return Err(ApiError::validation(
+            "cursor",
+            "cursor belongs to another search: page on with the q, filters and sort of its first page",
+        ));
+    }
     let after = resume.as_ref().map(|r| &r.after);
     let breadth = search::breadth(&mut conn, &filter, limit).await?;
     let page = |conn| search::page(conn, &filter, breadth, sort, after, limit);
@@ -304,7 +339,7 @@ pub async fn search(
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()
-            .map(|r| hex_encode(&format!("{}|{}|{total}", r.sort_key, r.id)))
+            .map(|r| hex_encode(&format!("{search}|{}|{}|{total}", r.sort_key, r.id)))
     } else {
         None
     };

@@ -35,6 +35,10 @@ pub struct DashboardSession {
     /// Taken when the session stops.
     closer: Option<Closer>,
     subscriptions: HashSet<i64>,
+    /// Customers asked for whose existence is being checked: they count against
+    /// `MAX_SUBSCRIPTIONS` already, or a burst of subscribes would all pass the limit before
+    /// the first check came back.
+    checking: HashSet<i64>,
     heard: Instant,
     owed: OwedPongs,
 }
@@ -92,6 +96,7 @@ impl DashboardSession {
                 out,
                 closer: Some(closer),
                 subscriptions: HashSet::new(),
+                checking: HashSet::new(),
                 heard: Instant::now(),
                 owed: OwedPongs::default(),
             }
@@ -164,9 +169,11 @@ impl DashboardSession {
                 self.subscribe(customer_id, since, ctx)
             }
             ClientMessage::Unsubscribe { customer_id } => {
+                // Withdrawn while checked: the check's answer is then dropped.
+                let withdrawn = self.checking.remove(&customer_id);
                 if self.subscriptions.remove(&customer_id) {
                     self.unwatch(customer_id);
-                } else {
+                } else if !withdrawn {
                     self.error(
                         ErrorCode::BadRequest,
                         "not subscribed to this customer",
@@ -218,8 +225,10 @@ impl DashboardSession {
         if let Err(e) = self.admin.require(Permission::ViewCustomer) {
             return self.error(ErrorCode::Forbidden, e.detail(), Some(customer_id));
         }
+        let watched = self.subscriptions.union(&self.checking).count();
         if !self.subscriptions.contains(&customer_id)
-            && self.subscriptions.len() >= MAX_SUBSCRIPTIONS
+            && !self.checking.contains(&customer_id)
+            && watched >= MAX_SUBSCRIPTIONS
         {
             return self.error(
                 ErrorCode::TooManySubscriptions,
@@ -227,12 +236,17 @@ impl DashboardSession {
                 Some(customer_id),
             );
         }
+        if !self.checking.insert(customer_id) {
+            // A check for this customer is under way; its answer serves this request too.
+            return;
+        }
         let pool = self.pool.clone();
         let exists = async move { customer_exists(&pool, customer_id).await };
         ctx.spawn(
             exists
                 .into_actor(self)
                 .map(move |result, act, _| match result {
+                    _ if !act.checking.remove(&customer_id) => {}
                     Ok(true) => {
                         if act.subscriptions.insert(customer_id) {
                             metrics::gauge!("ws_subscriptions").increment(1.0);

@@ -66,7 +66,7 @@ pub fn hex_encode(raw: &str) -> String {
 
 /// The string a `hex_encode` made; None for anything else.
 pub fn hex_decode(token: &str) -> Option<String> {
-    if !token.len().is_multiple_of(2) || token.len() > 512 {
+    if !token.len().is_multiple_of(2) || token.len() > 2048 {
         return None;
     }
     let bytes: Vec<u8> = token
@@ -78,7 +78,8 @@ pub fn hex_decode(token: &str) -> Option<String> {
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
         })
         .collect::<Option<_>>()?;
-    String::from_utf8(bytes).ok()
+    // A NUL cannot reach PostgreSQL as text: a cursor holding one is not ours.
+    String::from_utf8(bytes).ok().filter(|s| !s.contains('\0'))
 }
 
 /// The page size asked for, checked against the limits.
