@@ -15,15 +15,18 @@ use crate::domain::masking::Masking;
 use crate::domain::roles::{Permission, Role};
 use crate::http::errors::ApiError;
 
-/// Seconds of clock skew tolerated on `exp`.
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 5;
 
+/// What a token says. `sub`, `name`, `role` and `exp` are required; `iat` is written by
+/// `customer360 token` but not needed, and a token with `nbf` is refused before that time.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub name: String,
     pub role: Role,
-    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
     pub exp: i64,
 }
 
@@ -38,6 +41,7 @@ impl JwtKeys {
     pub fn new(secret: &str) -> JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -58,7 +62,7 @@ impl JwtKeys {
             sub: id.to_owned(),
             name: name.to_owned(),
             role,
-            iat: now,
+            iat: Some(now),
             exp: now + ttl.num_seconds(),
         };
         Ok(jsonwebtoken::encode(
@@ -73,6 +77,9 @@ impl JwtKeys {
             .map_err(|e| {
                 ApiError::unauthorized(match e.kind() {
                     JwtErrorKind::ExpiredSignature => "the token has expired".to_owned(),
+                    JwtErrorKind::ImmatureSignature => {
+                        "the token is not valid yet (its nbf is in the future)".to_owned()
+                    }
                     JwtErrorKind::InvalidSignature => {
                         "the token's signature is not valid".to_owned()
                     }
@@ -197,6 +204,37 @@ mod tests {
                 .contains("expired")
         );
         assert!(keys.verify("not.a.jwt").is_err());
+    }
+
+    #[test]
+    fn iat_is_optional_and_nbf_is_honoured() {
+        let keys = JwtKeys::new("s3cret");
+        let now = Utc::now().timestamp();
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"s3cret"),
+            )
+            .unwrap()
+        };
+        let without_iat = sign(serde_json::json!(
+            {"sub": "a", "name": "A", "role": "analyst", "exp": now + 60}
+        ));
+        assert_eq!(keys.verify(&without_iat).unwrap().role, Role::Analyst);
+        let early = sign(serde_json::json!(
+            {"sub": "a", "name": "A", "role": "analyst", "exp": now + 7200, "nbf": now + 3600}
+        ));
+        assert!(
+            keys.verify(&early)
+                .unwrap_err()
+                .detail()
+                .contains("not valid yet")
+        );
+        let started = sign(serde_json::json!(
+            {"sub": "a", "name": "A", "role": "admin", "exp": now + 60, "nbf": now - 60}
+        ));
+        assert_eq!(keys.verify(&started).unwrap().role, Role::Admin);
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn readable_by(
     }
 }
 
-#[utoipa::path(get, path = "/api/admin/customers/{id}/notes", tag = "collaboration", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/admin/customers/{id}/notes", operation_id = "list_notes", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id"), PageParams),
     responses((status = 200, body = NotesPage), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
@@ -95,7 +95,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(NotesPage { items, next_cursor }))
 }
 
-#[utoipa::path(post, path = "/api/admin/customers/{id}/notes", tag = "collaboration", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/customers/{id}/notes", operation_id = "create_note", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id")), request_body = NewNote,
     responses((status = 201, body = Note), (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),

@@ -42,7 +42,7 @@ impl CreateTag {
     }
 }
 
-#[utoipa::path(get, path = "/api/admin/tags", tag = "tags", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/admin/tags", operation_id = "list_tags", tag = "tags", security(("bearer" = [])), responses(
     (status = 200, body = Vec<TagWithUsage>),
     (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn list(admin: AuthAdmin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -51,7 +51,7 @@ pub async fn list(admin: AuthAdmin, state: web::Data<AppState>) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(tags::list_with_usage(&mut conn).await?))
 }
 
-#[utoipa::path(post, path = "/api/admin/tags", tag = "tags", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/admin/tags", operation_id = "create_tag", tag = "tags", security(("bearer" = [])),
     request_body = CreateTag, responses(
     (status = 201, body = Tag),
     (status = 401, body = Problem, content_type = "application/problem+json"),

@@ -653,4 +653,20 @@ mod tests {
         ));
         assert!(!is_derived_history("order", "9001", 42));
     }
+
+    proptest::proptest! {
+        /// A view travels as JSON text (the read cache, the hubs' held slices) and is parsed
+        /// back: every float must come back as the same number, or a cached GET …/360 and a
+        /// WebSocket view differ from the uncached view in the last digit (serde_json's
+        /// `float_roundtrip`).
+        #[test]
+        fn numbers_read_back_from_json_text_are_the_numbers_written(
+            x in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO
+        ) {
+            let text = serde_json::to_string(&x).expect("a finite float serialises");
+            proptest::prop_assert_eq!(serde_json::from_str::<f64>(&text).ok(), Some(x));
+            let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            proptest::prop_assert_eq!(value.to_string(), text);
+        }
+    }
 }
