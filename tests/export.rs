@@ -52,7 +52,7 @@ fn csv_holds_every_visible_record_exactly() {
         ..ProptestConfig::default()
     };
     proptest!(config, |(totals in proptest::collection::vec(0i64..1_000_000, 0..30),
-                         bodies in proptest::collection::vec(("[a-zA-Z ,\"\\n;é]{1,40}", any::<bool>(), any::<bool>()), 0..8),
+                         bodies in proptest::collection::vec(("[=+@a-zA-Z ,\"\\n;é-]{1,40}", any::<bool>(), any::<bool>()), 0..8),
                          tickets in 0usize..5, role in proptest::sample::select(vec![Role::Admin, Role::Support, Role::Analyst]))| {
         round.set(round.get() + 1);
         rt.block_on(async {
@@ -72,7 +72,9 @@ fn csv_holds_every_visible_record_exactly() {
                 let note_id: i64 = sql.query_one(
                     "INSERT INTO customer_notes (customer_id, author_id, author_name, body, visibility) VALUES ($1, $2, 'N', $3, ($4::text)::note_visibility) RETURNING id",
                     &[&id, &author, body, &visibility]).await.expect("note").get(0);
-                if !*private || *mine || role == Role::Admin { visible.push((note_id, body.clone())) } else { hidden.push(note_id) }
+                // What a spreadsheet would run as a formula is exported with a leading `'`.
+                let exported = if body.starts_with(['=', '+', '-', '@']) { format!("'{body}") } else { body.clone() };
+                if !*private || *mine || role == Role::Admin { visible.push((note_id, exported)) } else { hidden.push(note_id) }
             }
             let r = export(&app, id, "csv", role).await;
             assert_eq!(r.status, 200, "{}", r.text());
@@ -90,7 +92,7 @@ fn csv_holds_every_visible_record_exactly() {
             let mut got: Vec<(i64, String)> = notes.iter().map(|n| (n[1].parse().expect("id"), n[7].to_owned())).collect();
             got.sort();
             visible.sort();
-            assert_eq!(got, visible, "every readable note, bodies round-tripped exactly");
+            assert_eq!(got, visible, "every readable note, bodies round-tripped exactly (formulas defused)");
             for h in hidden {
                 assert!(!notes.iter().any(|n| n[1] == *h.to_string()), "a private note of someone else leaked");
             }
@@ -129,6 +131,11 @@ async fn the_pdf_is_a_readable_multi_page_report() {
         "120 orders take several pages, got {}",
         pages.len()
     );
+    assert!(
+        r.body.len() < 1_000_000,
+        "without Chinese, Japanese or Korean text the fallback font stays out: {} bytes",
+        r.body.len()
+    );
     let text = doc.extract_text(&pages).expect("extractable text");
     for needle in [
         "Zoë Łódź-Müller",
@@ -154,6 +161,37 @@ async fn the_pdf_is_a_readable_multi_page_report() {
         text.contains("z***@example.com") && !text.contains("zoe@example.com"),
         "the analyst's report is masked"
     );
+}
+
+/// Names in any script print: what DejaVu Sans lacks (Chinese, Japanese, Korean) is set in the
+/// fallback font, a character neither font has prints as `?`, and tabs and line breaks as
+/// spaces (they printed as invisible NUL glyphs).
+#[actix_web::test]
+async fn the_pdf_prints_every_script_and_no_control_characters() {
+    let app = spawn_app().await;
+    let id = customer(&app, "王小明 Ødegård 김민준 さくら", "wang@example.com").await;
+    let sql = app.db.sql().await;
+    sql.execute(
+        "INSERT INTO customer_notes (customer_id, author_id, author_name, body) VALUES ($1, 'a', 'Ann', $2)",
+        &[&id, &"line one\tline two\nline three \u{10FFFD} end"],
+    )
+    .await
+    .expect("note");
+    let r = export(&app, id, "pdf", Role::Admin).await;
+    assert_eq!(r.status, 200);
+    let doc = lopdf::Document::load_mem(&r.body).expect("a PDF");
+    let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+    let text = doc.extract_text(&pages).expect("extractable text");
+    for needle in [
+        "王小明 Ødegård 김민준 さくら",
+        "line one line two line three ? end",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle:?} missing from the PDF text"
+        );
+    }
+    assert!(!text.contains('\0'), "no NUL glyphs");
 }
 
 #[actix_web::test]

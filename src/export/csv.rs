@@ -1,8 +1,41 @@
 //! The CSV export: a first line saying who exported when, then one row per record with a
 //! `section` column (profile, metric, health_factor, churn_reason, order, loyalty_transaction,
-//! ticket, note, tag, segment), quoted per RFC 4180 by the `csv` crate.
+//! ticket, note, tag, segment), quoted per RFC 4180 by the `csv` crate. A text cell that a
+//! spreadsheet would run as a formula is defused ([`defused`]).
+
+use std::borrow::Cow;
 
 use super::ExportData;
+
+/// The `amount` column: numbers this export formats itself (negative ones included), the one
+/// column never defused.
+const AMOUNT: usize = 5;
+
+/// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so
+/// that a spreadsheet shows it as text instead of running it (a note reading
+/// `=HYPERLINK("http://evil", "x")`, say): OWASP's advice on CSV injection.
+pub fn defused(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+fn row(w: &mut ::csv::Writer<Vec<u8>>, cells: [&str; 8]) -> ::csv::Result<()> {
+    let cells: Vec<Cow<'_, str>> = cells
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            if i == AMOUNT {
+                Cow::Borrowed(*cell)
+            } else {
+                defused(cell)
+            }
+        })
+        .collect();
+    w.write_record(cells.iter().map(|cell| cell.as_bytes()))
+}
 
 pub const COLUMNS: [&str; 8] = [
     "section", "id", "at", "name", "status", "amount", "currency", "detail",
@@ -30,16 +63,19 @@ pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
         address,
         p.birthday.as_deref().unwrap_or("")
     );
-    w.write_record([
-        "profile",
-        &p.id.to_string(),
-        &p.created_at.to_rfc3339(),
-        &p.name,
-        "",
-        "",
-        "",
-        &detail,
-    ])?;
+    row(
+        &mut w,
+        [
+            "profile",
+            &p.id.to_string(),
+            &p.created_at.to_rfc3339(),
+            &p.name,
+            "",
+            "",
+            "",
+            &detail,
+        ],
+    )?;
     let metrics = serde_json::to_value(&d.view.metrics)?;
     if let Some(m) = metrics.as_object() {
         for (k, v) in m {
@@ -48,120 +84,171 @@ pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
                 serde_json::Value::Null => String::new(),
                 other => other.to_string(),
             };
-            w.write_record(["metric", "", "", k, "", &value, "", ""])?;
+            row(&mut w, ["metric", "", "", k, "", &value, "", ""])?;
         }
     }
-    w.write_record([
-        "health",
-        "",
-        "",
-        "score",
-        "",
-        &d.view.health.score.to_string(),
-        "",
-        "",
-    ])?;
+    row(
+        &mut w,
+        [
+            "health",
+            "",
+            "",
+            "score",
+            "",
+            &d.view.health.score.to_string(),
+            "",
+            "",
+        ],
+    )?;
     for f in &d.view.health.factors {
-        w.write_record([
-            "health_factor",
-            "",
-            "",
-            &f.factor,
-            "",
-            &f.contribution.to_string(),
-            "",
-            &f.explanation,
-        ])?;
+        row(
+            &mut w,
+            [
+                "health_factor",
+                "",
+                "",
+                &f.factor,
+                "",
+                &f.contribution.to_string(),
+                "",
+                &f.explanation,
+            ],
+        )?;
     }
-    w.write_record([
-        "churn",
-        "",
-        "",
-        "level",
-        d.view.churn.level.as_str(),
-        &d.view.churn.points.to_string(),
-        "",
-        "",
-    ])?;
+    row(
+        &mut w,
+        [
+            "churn",
+            "",
+            "",
+            "level",
+            d.view.churn.level.as_str(),
+            &d.view.churn.points.to_string(),
+            "",
+            "",
+        ],
+    )?;
     for r in &d.view.churn.reasons {
-        w.write_record(["churn_reason", "", "", "", "", "", "", r])?;
+        row(&mut w, ["churn_reason", "", "", "", "", "", "", r])?;
     }
     for o in &d.orders {
-        w.write_record([
-            "order",
-            &o.id.to_string(),
-            &o.placed_at.to_rfc3339(),
-            &o.order_number,
-            o.status.as_str(),
-            &o.total_cents.to_string(),
-            &o.currency,
-            &o.channel,
-        ])?;
+        row(
+            &mut w,
+            [
+                "order",
+                &o.id.to_string(),
+                &o.placed_at.to_rfc3339(),
+                &o.order_number,
+                o.status.as_str(),
+                &o.total_cents.to_string(),
+                &o.currency,
+                &o.channel,
+            ],
+        )?;
     }
     for l in &d.ledger {
-        w.write_record([
-            "loyalty_transaction",
-            &l.id.to_string(),
-            &l.created_at.to_rfc3339(),
-            &l.reason,
-            "",
-            &l.points.to_string(),
-            "points",
-            l.admin_name.as_deref().unwrap_or(""),
-        ])?;
+        row(
+            &mut w,
+            [
+                "loyalty_transaction",
+                &l.id.to_string(),
+                &l.created_at.to_rfc3339(),
+                &l.reason,
+                "",
+                &l.points.to_string(),
+                "points",
+                l.admin_name.as_deref().unwrap_or(""),
+            ],
+        )?;
     }
     for t in &d.tickets {
         let satisfaction = t
             .satisfaction
             .map(|s| format!("satisfaction={s}"))
             .unwrap_or_default();
-        w.write_record([
-            "ticket",
-            &t.id.to_string(),
-            &t.created_at.to_rfc3339(),
-            &t.subject,
-            t.status.as_str(),
-            "",
-            "",
-            &format!("priority={}; {satisfaction}", t.priority),
-        ])?;
+        row(
+            &mut w,
+            [
+                "ticket",
+                &t.id.to_string(),
+                &t.created_at.to_rfc3339(),
+                &t.subject,
+                t.status.as_str(),
+                "",
+                "",
+                &format!("priority={}; {satisfaction}", t.priority),
+            ],
+        )?;
     }
     for n in &d.notes {
-        w.write_record([
-            "note",
-            &n.id.to_string(),
-            &n.created_at.to_rfc3339(),
-            &n.author_name,
-            n.visibility.as_str(),
-            "",
-            "",
-            &n.body,
-        ])?;
+        row(
+            &mut w,
+            [
+                "note",
+                &n.id.to_string(),
+                &n.created_at.to_rfc3339(),
+                &n.author_name,
+                n.visibility.as_str(),
+                "",
+                "",
+                &n.body,
+            ],
+        )?;
     }
     for t in &d.view.tags {
-        w.write_record([
-            "tag",
-            &t.tag_id.to_string(),
-            &t.assigned_at.to_rfc3339(),
-            &t.name,
-            "",
-            "",
-            "",
-            &t.assigned_by_name,
-        ])?;
+        row(
+            &mut w,
+            [
+                "tag",
+                &t.tag_id.to_string(),
+                &t.assigned_at.to_rfc3339(),
+                &t.name,
+                "",
+                "",
+                "",
+                &t.assigned_by_name,
+            ],
+        )?;
     }
     for s in &d.view.segments {
-        w.write_record([
-            "segment",
-            &s.segment_id.to_string(),
-            &s.assigned_at.to_rfc3339(),
-            &s.name,
-            s.source.as_str(),
-            "",
-            "",
-            s.kind.as_str(),
-        ])?;
+        row(
+            &mut w,
+            [
+                "segment",
+                &s.segment_id.to_string(),
+                &s.assigned_at.to_rfc3339(),
+                &s.name,
+                s.source.as_str(),
+                "",
+                "",
+                s.kind.as_str(),
+            ],
+        )?;
     }
     out.extend(w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::defused;
+
+    #[test]
+    fn formulas_are_defused_and_other_text_is_left_alone() {
+        for (cell, exported) in [
+            (
+                "=HYPERLINK(\"http://evil\",\"x\")",
+                "'=HYPERLINK(\"http://evil\",\"x\")",
+            ),
+            ("+1 555 0100", "'+1 555 0100"),
+            ("-50", "'-50"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tcmd", "'\tcmd"),
+            ("Prefers email", "Prefers email"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(defused(cell), exported);
+        }
+    }
 }
