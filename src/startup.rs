@@ -1,12 +1,14 @@
 //! Building and running the server: `Application::build(config)` prepares the database
 //! (creates it if missing, migrates), builds the pool and the Redis link once, binds the
-//! listener; `port()` tells where; `run_until_stopped()` serves until SIGTERM/SIGINT, then lets
-//! in-flight requests finish.
+//! listener; `port()` tells where; `run_until_stopped()` serves until SIGTERM/SIGINT, then
+//! closes every WebSocket with 1001 Going Away and lets in-flight requests finish.
 
 use std::any::Any;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use actix_web::dev::Server;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -31,11 +33,31 @@ pub struct AppState {
     pub redis: Arc<RedisLink>,
     /// Outbound frames a WebSocket may have queued (`--ws-queue`).
     pub ws_queue: usize,
+    /// Turns true when the server begins to shut down: every WebSocket then closes with 1001
+    /// Going Away, so dashboards reconnect at once instead of waiting out the shutdown.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+/// Stops a running [`Application`] as SIGTERM or SIGINT does.
+#[derive(Clone)]
+pub struct StopHandle {
+    server: actix_web::dev::ServerHandle,
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+impl StopHandle {
+    /// Tells every WebSocket the server is going away, stops accepting connections, and lets
+    /// in-flight requests finish (within `--shutdown-timeout-secs`).
+    pub async fn stop(&self) {
+        self.shutdown.send_replace(true);
+        self.server.stop(true).await;
+    }
 }
 
 impl Application {
@@ -59,10 +81,12 @@ impl Application {
             &config.common.redis_url,
             &config.serve.redis_prefix,
         )?);
+        let (shutdown, shutdown_seen) = watch::channel(false);
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             redis: redis.clone(),
             ws_queue: config.serve.ws_queue.max(1),
+            shutdown: shutdown_seen,
         });
         let keys = web::Data::new(JwtKeys::new(&config.common.jwt_secret));
         let registry = web::Data::new(
@@ -104,6 +128,8 @@ impl Application {
         })
         .on_connect(move |conn, _| limit_write_stall(conn, write_stall))
         .shutdown_timeout(config.serve.shutdown_timeout_secs)
+        // Signals are ours (`run_until_stopped`): WebSockets are told first.
+        .disable_signals()
         .h1_write_buffer_size(http::sliced_body::PULL_BELOW)
         // A frame written while an earlier one awaits its ACK would otherwise wait for it: up
         // to the client's 40 ms delayed ACK, on every push after the first.
@@ -115,6 +141,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            shutdown: Arc::new(shutdown),
         })
     }
 
@@ -122,8 +149,46 @@ impl Application {
         self.port
     }
 
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            server: self.server.handle(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT (or [`StopHandle::stop`]), then stops as `stop` does.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let stop = self.stop_handle();
+        actix_web::rt::spawn(async move {
+            match stop_signal().await {
+                Ok(signal) => tracing::info!(signal, "stopping"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for stop signals; stop with SIGKILL");
+                    return;
+                }
+            }
+            stop.stop().await;
+        });
         self.server.await
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await?;
+        Ok("Ctrl-C")
     }
 }
 

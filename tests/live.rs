@@ -937,6 +937,42 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
     assert!(notices >= 1, "the silent client was marked slow");
 }
 
+/// A server that shuts down tells every dashboard first, with 1001 Going Away, so clients
+/// reconnect at once instead of holding a connection that then drops without a word; and the
+/// shutdown then needs no grace period for them.
+#[actix_web::test]
+async fn a_shutdown_closes_dashboards_with_going_away() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let (node, stop) = common::start_stoppable_node(
+        &app.db.url,
+        common::REDIS_URL,
+        &app.redis_prefix,
+        &["--shutdown-timeout-secs", "120"],
+    )
+    .await;
+    let mut ws = connect_to(&app, &node, Role::Admin).await;
+    subscribe(&mut ws, id).await;
+    let stopped = actix_web::rt::spawn(async move { stop.stop().await });
+    let close = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(frame) = ws.next().await {
+            if let Ok(Message::Close(close)) = frame {
+                return close;
+            }
+        }
+        None
+    })
+    .await
+    .expect("a close frame, long before the 120 s grace period")
+    .expect("a close frame with a status");
+    assert_eq!(u16::from(close.code), 1001, "{close:?}");
+    assert!(close.reason.contains("shutting down"), "{close:?}");
+    tokio::time::timeout(Duration::from_secs(20), stopped)
+        .await
+        .expect("with its dashboards gone the server stops without waiting out its grace")
+        .expect("the stop task");
+}
+
 /// Pings that arrive while the client's queue is full, a WebSocket ping frame and the
 /// protocol's `{"type":"ping"}`, are answered once the client reads again: dropped, a missing
 /// pong would look like a dead server to the client.

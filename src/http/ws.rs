@@ -62,8 +62,8 @@ pub async fn connect(
         admin,
         registry.get_ref().clone(),
         state.pool.clone(),
-        out,
-        closer,
+        (out, closer),
+        state.shutdown.clone(),
         stream.max_frame_size(CODEC_FRAME_LIMIT),
     );
     Ok(head.set_body(SlicedBody::new(body)).map_into_boxed_body())

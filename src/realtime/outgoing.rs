@@ -53,13 +53,27 @@ pub type Outgoing = mpsc::Sender<OutFrame>;
 /// Ends the connection: the session's alone, never cloned. Dropped unused, it closes too, so a
 /// session that goes away any other way cannot leave its connection open.
 #[derive(Debug)]
-pub struct Closer(oneshot::Sender<()>);
+pub struct Closer(oneshot::Sender<Ending>);
+
+/// Why a connection ends, as its close frame says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A close frame without a status: the session ended (the client left, timed out, …).
+    Plain,
+    /// 1001 Going Away: the server is shutting down, so the client should reconnect (to
+    /// another node, or to this one once it is back).
+    GoingAway,
+}
+
+/// The reason 1001 closes carry.
+pub const GOING_AWAY_REASON: &str = "the server is shutting down; reconnect";
 
 impl Closer {
-    /// Sends a close frame ahead of whatever is still queued, and ends the body after it.
-    pub fn close(self) {
+    /// Sends a close frame saying why ahead of whatever is still queued, and ends the body
+    /// after it.
+    pub fn close(self, ending: Ending) {
         // A dropped receiver means the body has ended already.
-        let _ = self.0.send(());
+        let _ = self.0.send(ending);
     }
 }
 
@@ -81,7 +95,7 @@ pub fn queue(capacity: usize, upgrade: BoxBody) -> (Outgoing, Closer, OutgoingBo
 pub struct OutgoingBody {
     queue: mpsc::Receiver<OutFrame>,
     /// `None` once the close frame has been handed over.
-    closed: Option<oneshot::Receiver<()>>,
+    closed: Option<oneshot::Receiver<Ending>>,
     _upgrade: BoxBody,
 }
 
@@ -102,10 +116,18 @@ impl MessageBody for OutgoingBody {
         };
         // Sent or dropped, the closer has spoken: frames still queued are for a client that
         // is leaving, so they are not written.
-        if Pin::new(closed).poll(cx).is_ready() {
+        if let Poll::Ready(ending) = Pin::new(closed).poll(cx) {
             this.closed = None;
             this.queue.close();
-            return Poll::Ready(Some(Ok(encode(b"", OpCode::Close))));
+            let payload = match ending {
+                Ok(Ending::GoingAway) => {
+                    let mut payload = 1001u16.to_be_bytes().to_vec();
+                    payload.extend_from_slice(GOING_AWAY_REASON.as_bytes());
+                    payload
+                }
+                Ok(Ending::Plain) | Err(_) => Vec::new(),
+            };
+            return Poll::Ready(Some(Ok(encode(&payload, OpCode::Close))));
         }
         let Some(OutFrame(chunk)) = std::task::ready!(this.queue.poll_recv(cx)) else {
             return Poll::Ready(None);
@@ -180,7 +202,7 @@ mod tests {
             "a pong is cut to a control frame"
         );
         assert_eq!(frames[3].1, "é".repeat(40_000).as_bytes());
-        closer.close();
+        closer.close(Ending::Plain);
         assert_eq!(drain(body).await, [(OpCode::Close, Vec::new())]);
         drop(out);
     }
@@ -222,8 +244,14 @@ mod tests {
             ),
             "a full queue refuses at once"
         );
-        closer.close();
-        assert_eq!(drain(body).await, [(OpCode::Close, Vec::new())]);
+        closer.close(Ending::GoingAway);
+        let mut going_away = vec![0x03, 0xe9];
+        going_away.extend_from_slice(GOING_AWAY_REASON.as_bytes());
+        assert_eq!(
+            drain(body).await,
+            [(OpCode::Close, going_away)],
+            "status 1001 and its reason"
+        );
         drop(out);
     }
 

@@ -10,12 +10,13 @@ use actix::prelude::*;
 use actix_ws::{Message as WsMessage, ProtocolError};
 use bytestring::ByteString;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::watch;
 
 use crate::db::DbPool;
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::realtime::hub::Join;
-use crate::realtime::outgoing::{Closer, OutFrame, Outgoing};
+use crate::realtime::outgoing::{Closer, Ending, OutFrame, Outgoing};
 use crate::realtime::protocol::{self, ClientMessage, ErrorCode, MAX_SUBSCRIPTIONS};
 use crate::realtime::registry::{ActivityFor, HubRegistry, ResyncFor, Unwatch, Watch};
 
@@ -41,6 +42,8 @@ pub struct DashboardSession {
     checking: HashSet<i64>,
     heard: Instant,
     owed: OwedPongs,
+    /// How the connection will end.
+    ending: Ending,
 }
 
 /// Pongs that found the queue full, queued as soon as it has room: a client that stopped
@@ -76,18 +79,32 @@ impl OwedPongs {
 
 impl DashboardSession {
     /// Starts the session: it reads the client's frames from `stream`, writes to `out`, and
-    /// ends the connection with `closer` when it stops.
+    /// ends the connection with `closer` when it stops, or with 1001 Going Away once
+    /// `shutdown` turns true.
     pub fn start(
         admin: AuthAdmin,
         registry: Addr<HubRegistry>,
         pool: DbPool,
-        out: Outgoing,
-        closer: Closer,
+        (out, closer): (Outgoing, Closer),
+        mut shutdown: watch::Receiver<bool>,
         stream: actix_ws::MessageStream,
     ) -> Addr<DashboardSession> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         DashboardSession::create(move |ctx| {
             ctx.add_stream(stream);
+            let going_away = async move {
+                // A server that goes away without saying so (its sender dropped) leaves the
+                // session to end some other way.
+                if shutdown.wait_for(|down| *down).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            ctx.spawn(
+                actix::fut::wrap_future::<_, Self>(going_away).map(|(), act, ctx| {
+                    act.ending = Ending::GoingAway;
+                    ctx.stop();
+                }),
+            );
             DashboardSession {
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 admin,
@@ -99,6 +116,7 @@ impl DashboardSession {
                 checking: HashSet::new(),
                 heard: Instant::now(),
                 owed: OwedPongs::default(),
+                ending: Ending::Plain,
             }
         })
     }
@@ -340,7 +358,7 @@ impl Actor for DashboardSession {
             self.unwatch(customer_id);
         }
         if let Some(closer) = self.closer.take() {
-            closer.close();
+            closer.close(self.ending);
         }
         Running::Stop
     }

@@ -12,7 +12,7 @@ use customer360::config::{AppConfig, Cli, Command};
 use customer360::db::url::{DatabaseUrl, connect_raw, quote_ident};
 use customer360::domain::roles::Role;
 use customer360::http::auth::JwtKeys;
-use customer360::startup::Application;
+use customer360::startup::{Application, StopHandle};
 use serde_json::Value;
 
 /// The server every test database lives on.
@@ -240,6 +240,18 @@ pub async fn start_node(
     redis_prefix: &str,
     extra: &[&str],
 ) -> String {
+    start_stoppable_node(database_url, redis_url, redis_prefix, extra)
+        .await
+        .0
+}
+
+/// A node as `start_node` starts it, with the handle that stops it as SIGTERM would.
+pub async fn start_stoppable_node(
+    database_url: &str,
+    redis_url: &str,
+    redis_prefix: &str,
+    extra: &[&str],
+) -> (String, StopHandle) {
     let mut args = vec![
         "customer360",
         "--database-url",
@@ -272,8 +284,9 @@ pub async fn start_node(
     .await
     .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let stop = app.stop_handle();
     actix_web::rt::spawn(app.run_until_stopped());
-    address
+    (address, stop)
 }
 
 /// A Redis server of the test's own on a free port, so stopping it disturbs no other test.
