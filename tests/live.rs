@@ -550,6 +550,40 @@ async fn reconnecting_with_since_replays_or_resnapshots() {
     );
     send(&mut stranger, json!({"type": "resync", "customer_id": id})).await;
     assert_eq!(next(&mut stranger).await["type"], "snapshot");
+
+    // The customer's only dashboard drops (a page reload) and misses a change: coming back
+    // within the hub's grace it resumes from the delta it missed, not a whole snapshot.
+    let alone: i64 = sql
+        .query_one(
+            "INSERT INTO customers (name, email) VALUES ('Lone Watch', 'lone@example.com') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("customer")
+        .get(0);
+    derived_state_published(&sql, alone).await;
+    let mut lone = connect(&app, Role::Admin).await;
+    send(
+        &mut lone,
+        json!({"type": "subscribe", "customer_id": alone}),
+    )
+    .await;
+    let snapshot = next_of(&mut lone, "snapshot").await;
+    let epoch = snapshot["epoch"].as_str().expect("epoch").to_owned();
+    let since_version = snapshot["version"].as_u64().expect("version");
+    drop(lone);
+    sql.execute("INSERT INTO customer_notes (customer_id, author_id, author_name, body) VALUES ($1, 'x', 'X', 'missed while away')", &[&alone])
+        .await
+        .expect("note");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let mut reloaded = connect(&app, Role::Admin).await;
+    send(&mut reloaded, json!({"type": "subscribe", "customer_id": alone, "since": {"epoch": epoch, "version": since_version}})).await;
+    let resumed = next(&mut reloaded).await;
+    assert_eq!(
+        (resumed["type"].as_str(), resumed["base_version"].as_u64()),
+        (Some("delta"), Some(since_version)),
+        "the missed delta, not a snapshot: {resumed}"
+    );
 }
 
 #[actix_web::test]

@@ -26,6 +26,7 @@ use crate::realtime::presence::{self, Viewer};
 use crate::realtime::projection::{ProjectionKey, private_authors_in};
 use crate::realtime::protocol::{self, Activity, Cause, ErrorCode, Since};
 use crate::realtime::redis_bus::{RedisBus, Subscribe};
+use crate::realtime::registry::GRACE;
 use crate::redis_link::RedisLink;
 use crate::view::{self, Slice};
 
@@ -75,6 +76,8 @@ pub struct CustomerHub {
     /// Who wrote the private notes the view shows (each needs a projection of their own).
     private_authors: BTreeSet<String>,
     projections: HashMap<ProjectionKey, Projection>,
+    /// When each projection no session watches lost its last one.
+    unwatched: HashMap<ProjectionKey, Instant>,
     members: HashMap<u64, Member>,
     waiting: Vec<Join>,
     pending: Vec<ChangeEvent>,
@@ -138,6 +141,7 @@ impl CustomerHub {
             clear: None,
             private_authors: BTreeSet::new(),
             projections: HashMap::new(),
+            unwatched: HashMap::new(),
             members: HashMap::new(),
             waiting: Vec::new(),
             pending: Vec::new(),
@@ -423,11 +427,23 @@ impl CustomerHub {
         built
     }
 
-    /// Forgets projections no session watches any more.
+    /// Forgets projections no session has watched for [`GRACE`] (kept up to date meanwhile): a
+    /// client that comes back sooner (a page reload, a dropped network) resumes with `since`
+    /// from the deltas it missed instead of a whole snapshot.
     fn drop_unwatched(&mut self) {
-        let members = &self.members;
-        self.projections
-            .retain(|key, _| members.values().any(|m| &m.key == key));
+        let now = Instant::now();
+        let (members, unwatched) = (&self.members, &mut self.unwatched);
+        self.projections.retain(|key, _| {
+            if members.values().any(|m| &m.key == key) {
+                unwatched.remove(key);
+                return true;
+            }
+            let since = *unwatched.entry(key.clone()).or_insert(now);
+            now.duration_since(since) < GRACE
+        });
+        let projections = &self.projections;
+        self.unwatched
+            .retain(|key, _| projections.contains_key(key));
     }
 
     fn projection(&mut self, key: &ProjectionKey) -> Option<&mut Projection> {
