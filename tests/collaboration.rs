@@ -176,6 +176,17 @@ async fn tags_are_assigned_once_and_removed_once() {
     app.delete(&format!("{path}/{tag_id}"), Role::Marketing)
         .await
         .problem(404, "not_found");
+    let missing = app
+        .delete(
+            &format!("/api/admin/customers/999999/tags/{tag_id}"),
+            Role::Marketing,
+        )
+        .await
+        .problem(404, "not_found");
+    assert_eq!(
+        missing["detail"], "customer 999999 does not exist",
+        "{missing}"
+    );
 }
 
 #[actix_web::test]

@@ -597,7 +597,16 @@ async fn the_upgrade_needs_a_valid_token() {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 401),
         other => panic!("expected a 401, got {other:?}"),
     }
+    // Without any token the 401 says where a WebSocket client puts one.
     let url = format!("{}/ws", app.address.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(url.clone()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status(), 401);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default());
+            assert!(body.contains("?token="), "{body}");
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
             .expect("request");

@@ -188,9 +188,14 @@ async fn slice_routes_match_the_view_and_404_for_unknown_customers() {
     app.get("/api/admin/customers/999999/360", Role::Admin)
         .await
         .problem(404, "not_found");
-    app.get("/api/admin/customers/abc/360", Role::Admin)
+    let problem = app
+        .get("/api/admin/customers/abc/360", Role::Admin)
         .await
         .problem(400, "bad_request");
+    assert_eq!(
+        problem["field"], "id",
+        "the path parameter is named: {problem}"
+    );
     app.get_raw(&format!("/api/admin/customers/{id}/360"), None)
         .await
         .problem(401, "unauthorized");

@@ -448,11 +448,16 @@ async fn compare_two_or_three_customers() {
                 Role::Admin,
             )
             .await;
-        assert_eq!(
-            r.problem(422, "validation_failed")["field"],
-            "ids",
-            "{ids_param}"
-        );
+        let problem = r.problem(422, "validation_failed");
+        assert_eq!(problem["field"], "ids", "{ids_param}");
+        if ids_param == format!("{},{}", ids[0], ids[0]) {
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("twice")),
+                "a repeated id is named as such: {problem}"
+            );
+        }
     }
     app.get(
         &format!("/api/admin/customers/compare?ids={},999999", ids[0]),

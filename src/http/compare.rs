@@ -45,7 +45,13 @@ fn parse_ids(raw: Option<&str>) -> Result<Vec<i64>, ApiError> {
         })
         .collect::<Result<_, _>>()?;
     let distinct: BTreeSet<i64> = ids.iter().copied().collect();
-    if !(2..=3).contains(&distinct.len()) || distinct.len() != ids.len() {
+    if distinct.len() != ids.len() {
+        return Err(ApiError::validation(
+            "ids",
+            "ids name a customer twice: compare two or three different customers",
+        ));
+    }
+    if !(2..=3).contains(&ids.len()) {
         return Err(ApiError::validation(
             "ids",
             format!(

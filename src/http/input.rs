@@ -157,11 +157,23 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     ApiError::validation(&field, format!("{field}: {message}"))
 }
 
-pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+/// Every path parameter of this API is an id (a 64-bit integer): the first segment that is
+/// not one is named.
+pub fn path_error(err: PathError, req: &HttpRequest) -> actix_web::Error {
     let PathError::Deserialize(e) = &err else {
         return ApiError::bad_request("path", err.to_string()).into();
     };
-    ApiError::bad_request("path", format!("invalid path parameter: {e}")).into()
+    match req
+        .match_info()
+        .iter()
+        .find(|(_, value)| value.parse::<i64>().is_err())
+    {
+        Some((name, value)) => {
+            ApiError::bad_request(name, format!("{name} must be an integer id, got '{value}'"))
+                .into()
+        }
+        None => ApiError::bad_request("path", format!("invalid path parameter: {e}")).into(),
+    }
 }
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {

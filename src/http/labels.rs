@@ -119,6 +119,8 @@ pub async fn remove_tag(
     .execute(&mut conn)
     .await?;
     if removed == 0 {
+        // A customer that does not exist is the better answer than an assignment it lacks.
+        ensure_customer(&conn, customer_id).await?;
         return Err(ApiError::not_found(format!(
             "customer {customer_id} does not have tag {tag_id}"
         )));
@@ -261,6 +263,8 @@ pub async fn remove_segment(
     .execute(&mut conn)
     .await?;
     if removed == 0 {
+        // A customer that does not exist is the better answer than an assignment it lacks.
+        ensure_customer(&conn, customer_id).await?;
         return Err(ApiError::not_found(format!(
             "customer {customer_id} has no manual assignment to segment {segment_id}"
         )));

@@ -44,6 +44,11 @@ pub async fn connect(
     let token = match (&query.token, &from_protocol) {
         (Some(t), _) => t.clone(),
         (None, Some(t)) => t.clone(),
+        (None, None) if !req.headers().contains_key(header::AUTHORIZATION) => {
+            return Err(ApiError::unauthorized(
+                "missing token: pass ?token=<JWT>, Sec-WebSocket-Protocol: bearer, <JWT>, or an Authorization: Bearer header",
+            ));
+        }
         (None, None) => bearer_token(&req)?.to_owned(),
     };
     let admin = keys.verify(&token)?;

@@ -3,7 +3,7 @@
 
 use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Largest client frame accepted; bigger ones get an `error` frame.
 pub const MAX_CLIENT_FRAME: usize = 64 * 1024;
@@ -171,22 +171,48 @@ pub fn delta_frame(
     })
 }
 
-/// Parses a client frame, naming what is wrong.
-pub fn parse(text: &str) -> Result<ClientMessage, String> {
+/// The message types a client may send.
+const CLIENT_TYPES: [&str; 5] = ["subscribe", "unsubscribe", "resync", "presence", "ping"];
+
+/// Why a client frame was refused, and the customer it named, if it named one.
+#[derive(Debug, PartialEq)]
+pub struct Refused {
+    pub why: String,
+    pub customer_id: Option<i64>,
+}
+
+/// Parses a client frame, naming what is wrong: an unknown `type` apart from a known message
+/// with a bad field (an unknown presence `activity`, say).
+pub fn parse(text: &str) -> Result<ClientMessage, Refused> {
+    let refused = |why: String, customer_id: Option<i64>| Refused { why, customer_id };
     if text.len() > MAX_CLIENT_FRAME {
-        return Err(format!(
-            "frame of {} bytes exceeds the {MAX_CLIENT_FRAME}-byte limit",
-            text.len()
+        return Err(refused(
+            format!(
+                "frame of {} bytes exceeds the {MAX_CLIENT_FRAME}-byte limit",
+                text.len()
+            ),
+            None,
         ));
     }
-    serde_json::from_str(text).map_err(|e| {
-        let message = e.to_string();
-        if message.starts_with("unknown variant") {
-            format!("unknown message type: {message}")
-        } else {
-            format!("malformed message: {message}")
-        }
-    })
+    let frame: Value =
+        serde_json::from_str(text).map_err(|e| refused(format!("malformed message: {e}"), None))?;
+    let customer_id = frame.get("customer_id").and_then(Value::as_i64);
+    let kind = frame.get("type").and_then(Value::as_str).map(str::to_owned);
+    match kind.as_deref() {
+        None => Err(refused(
+            "malformed message: a message is a JSON object with a string \"type\"".to_owned(),
+            customer_id,
+        )),
+        Some(kind) if !CLIENT_TYPES.contains(&kind) => Err(refused(
+            format!(
+                "unknown message type '{kind}' (expected {})",
+                CLIENT_TYPES.join(", ")
+            ),
+            customer_id,
+        )),
+        Some(kind) => serde_json::from_value(frame)
+            .map_err(|e| refused(format!("malformed {kind} message: {e}"), customer_id)),
+    }
 }
 
 pub fn presence_frame(
@@ -225,12 +251,24 @@ mod tests {
         assert!(
             parse(r#"{"type":"dance"}"#)
                 .unwrap_err()
-                .contains("unknown message type")
+                .why
+                .contains("unknown message type 'dance'")
         );
-        assert!(parse("not json").unwrap_err().contains("malformed"));
+        let refused =
+            parse(r#"{"type":"presence","customer_id":7,"activity":"dancing"}"#).unwrap_err();
+        assert!(
+            refused
+                .why
+                .starts_with("malformed presence message: unknown variant `dancing`"),
+            "{refused:?}"
+        );
+        assert_eq!(refused.customer_id, Some(7));
+        assert!(parse("not json").unwrap_err().why.contains("malformed"));
+        assert!(parse("[1]").unwrap_err().why.contains("\"type\""));
         assert!(
             parse(&" ".repeat(MAX_CLIENT_FRAME + 1))
                 .unwrap_err()
+                .why
                 .contains("exceeds")
         );
     }

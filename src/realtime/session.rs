@@ -175,7 +175,9 @@ impl DashboardSession {
     fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let message = match protocol::parse(text) {
             Ok(m) => m,
-            Err(why) => return self.error(ErrorCode::BadRequest, &why, None),
+            Err(refused) => {
+                return self.error(ErrorCode::BadRequest, &refused.why, refused.customer_id);
+            }
         };
         match message {
             ClientMessage::Ping => self.answer(
