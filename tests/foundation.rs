@@ -196,6 +196,19 @@ async fn bad_input_is_named_never_a_500() {
 
     let r = app.get("/api/admin/nothing-here", Role::Admin).await;
     r.problem(404, "not_found");
+    // A path that exists, with a method it does not take: 405 saying which it takes.
+    for (path, allow) in [
+        ("/api/admin/tags", "GET, POST"),
+        ("/api/admin/customers/1/360", "GET"),
+    ] {
+        let r = app.delete(path, Role::Admin).await;
+        assert_eq!(r.header("allow").as_deref(), Some(allow), "{path}");
+        let problem = r.problem(405, "method_not_allowed");
+        assert_eq!(
+            problem["allow"],
+            json!(allow.split(", ").collect::<Vec<_>>())
+        );
+    }
 }
 
 #[actix_web::test]

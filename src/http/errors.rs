@@ -31,6 +31,7 @@ pub enum ErrorKind {
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -46,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -62,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::Conflict => "conflict",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
@@ -77,6 +80,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "Unauthorized",
             ErrorKind::Forbidden => "Forbidden",
             ErrorKind::NotFound => "Not found",
+            ErrorKind::MethodNotAllowed => "Method not allowed",
             ErrorKind::Conflict => "Conflict",
             ErrorKind::PayloadTooLarge => "Payload too large",
             ErrorKind::UnsupportedMediaType => "Unsupported media type",
@@ -103,8 +107,8 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large,
-    /// unsupported_media_type, validation_failed, unavailable, internal
+    /// bad_request, unauthorized, forbidden, not_found, method_not_allowed, conflict,
+    /// payload_too_large, unsupported_media_type, validation_failed, unavailable, internal
     pub code: String,
     /// The offending field or parameter, for 400 and 422.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,6 +150,18 @@ impl ApiError {
 
     pub fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(ErrorKind::NotFound, detail)
+    }
+
+    /// The path exists, with other methods: `allow` lists them (also as the `Allow` header).
+    pub fn method_not_allowed(method: &str, path: &str, allow: &[String]) -> ApiError {
+        ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            format!(
+                "{path} does not take {method}; it takes {}",
+                allow.join(", ")
+            ),
+        )
+        .with("allow", allow.to_vec())
     }
 
     pub fn conflict(detail: impl Into<String>) -> ApiError {
@@ -232,6 +248,19 @@ impl ResponseError for ApiError {
             }
             ErrorKind::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ErrorKind::MethodNotAllowed => {
+                let allow: Vec<&str> = self
+                    .extensions
+                    .get("allow")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                if let Ok(allow) = HeaderValue::from_str(&allow.join(", ")) {
+                    response.insert_header((header::ALLOW, allow));
+                }
             }
             _ => {}
         }

@@ -96,10 +96,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// 405 with the methods it takes for a path that exists (as the OpenAPI document lists them,
+/// which `tests/foundation.rs` checks against the route table), else 404.
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    let allow: Vec<String> = req
+        .resource_map()
+        .match_pattern(req.path())
+        .and_then(|pattern| {
+            let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
+            let item = doc.paths.paths.get(&pattern)?;
+            let methods = [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ];
+            Some(
+                methods
+                    .into_iter()
+                    .filter(|(_, operation)| operation.is_some())
+                    .map(|(method, _)| method.to_owned())
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
+    if allow.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no route for {} {}",
+            req.method(),
+            req.path()
+        )));
+    }
+    Err(ApiError::method_not_allowed(
+        req.method().as_str(),
+        req.path(),
+        &allow,
+    ))
 }
