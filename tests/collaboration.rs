@@ -399,6 +399,16 @@ async fn an_idempotency_key_applies_once() {
     assert_eq!(a.json(), b.json(), "the retry returns the first response");
     let again = send("k-1", body.clone()).await;
     assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    // Unknown fields are ignored, so they do not make a retry another request.
+    let padded = send(
+        "k-1",
+        json!({"reason": "Retry me", "points": 25, "client_version": "3.1"}),
+    )
+    .await;
+    assert_eq!(
+        padded.header("idempotent-replayed").as_deref(),
+        Some("true")
+    );
     let other = send("k-1", json!({"points": 26, "reason": "Retry me"})).await;
     assert_eq!(
         other.problem(422, "validation_failed")["field"],

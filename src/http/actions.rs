@@ -3,14 +3,12 @@
 //! claimed in the same transaction (a unique row per admin and key), so a retried request
 //! returns the first response and never applies twice, even when both arrive at once.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::db::enums::{ConsentChannel, LoyaltyTier, TicketPriority};
@@ -29,7 +27,7 @@ use crate::startup::AppState;
 /// Header that makes a POST action safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct EmailAction {
     /// 1–300 characters.
     pub subject: String,
@@ -37,7 +35,7 @@ pub struct EmailAction {
     pub body: String,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct TicketAction {
     /// 1–300 characters.
     pub subject: String,
@@ -51,7 +49,7 @@ fn normal() -> TicketPriority {
     TicketPriority::Normal
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct LoyaltyAdjustment {
     /// Signed, not zero, at most 1,000,000 either way.
     pub points: i32,
@@ -133,10 +131,20 @@ impl Action {
     }
 }
 
-fn request_hash(customer_id: i64, action: &Action, raw: &Value) -> String {
-    let mut hasher = DefaultHasher::new();
-    (customer_id, action.name(), raw.to_string()).hash(&mut hasher);
-    format!("{:016x}", hasher.finish())
+/// Names a request for its Idempotency-Key: the customer, the action and the action as parsed,
+/// so unknown fields (which are ignored) and formatting do not make a retry another request.
+/// SHA-256, because the names are stored and must read the same across releases.
+fn request_hash(customer_id: i64, action: &Action) -> Result<String, ApiError> {
+    use sha2::Digest;
+    let parsed = match action {
+        Action::Email(a) => serde_json::to_string(a),
+        Action::Ticket(a) => serde_json::to_string(a),
+        Action::Loyalty(a) => serde_json::to_string(a),
+    }
+    .map_err(ApiError::internal)?;
+    let named =
+        sha2::Sha256::digest(format!("{customer_id}|{}|{parsed}", action.name()).as_bytes());
+    Ok(named.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 async fn perform(
@@ -262,7 +270,6 @@ async fn run(
     state: web::Data<AppState>,
     customer_id: i64,
     action: Action,
-    raw: Value,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(action.permission())?;
     action.validate()?;
@@ -278,7 +285,7 @@ async fn run(
             }
         },
     };
-    let hash = request_hash(customer_id, &action, &raw);
+    let hash = request_hash(customer_id, &action)?;
     let mut conn = state.pool.get().await?;
     let (code, body, replayed) = (*conn)
         .transaction(
@@ -365,11 +372,9 @@ macro_rules! action_route {
             admin: AuthAdmin,
             state: web::Data<AppState>,
             id: web::Path<i64>,
-            body: ApiJson<Value>,
+            body: ApiJson<$body>,
         ) -> Result<HttpResponse, ApiError> {
-            let raw = body.0;
-            let parsed: $body = crate::http::input::from_document(raw.clone())?;
-            run(req, admin, state, id.into_inner(), Action::$variant(parsed), raw).await
+            run(req, admin, state, id.into_inner(), Action::$variant(body.0)).await
         }
     };
 }

@@ -72,7 +72,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// A request body from its JSON document: 422 naming the field for a NUL character in a
 /// string or a wrong shape, and for a document that is not an object (every body of this API
 /// is one).
-pub fn from_document<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, ApiError> {
+fn from_document<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, ApiError> {
     if let Some(field) = nul_in(&document) {
         return Err(refuse_nul(if field.is_empty() { "body" } else { &field }));
     }
