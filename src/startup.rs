@@ -156,7 +156,8 @@ impl Application {
         }
     }
 
-    /// Serves until SIGTERM or SIGINT (or [`StopHandle::stop`]), then stops as `stop` does.
+    /// Serves until SIGTERM or SIGINT (or [`StopHandle::stop`]), then stops as `stop` does; a
+    /// second signal stops at once, without waiting for in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stop = self.stop_handle();
         actix_web::rt::spawn(async move {
@@ -167,7 +168,15 @@ impl Application {
                     return;
                 }
             }
-            stop.stop().await;
+            let graceful = stop.clone();
+            actix_web::rt::spawn(async move { graceful.stop().await });
+            if let Ok(signal) = stop_signal().await {
+                tracing::warn!(
+                    signal,
+                    "stopping now, without waiting for in-flight requests"
+                );
+                stop.server.stop(false).await;
+            }
         });
         self.server.await
     }

@@ -447,6 +447,47 @@ async fn websocket_pings_are_answered_and_a_close_closes() {
     assert!(closed, "the server answered the close with a close");
 }
 
+/// A session that subscribes to a customer twice still counts once: after its one
+/// unsubscribe the hub retires (and leaves the customer's Redis channel) once its grace is
+/// over. Counted twice, the hub lived on for good.
+#[actix_web::test]
+async fn a_hub_retires_after_a_session_that_subscribed_twice_leaves() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let channel = format!("{}:customer:{id}", app.redis_prefix);
+    let client = redis::Client::open(common::REDIS_URL).expect("redis url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let mut listeners = async || {
+        redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async::<(String, i64)>(&mut redis)
+            .await
+            .expect("numsub")
+            .1
+    };
+    let mut ws = connect(&app, Role::Admin).await;
+    subscribe(&mut ws, id).await;
+    subscribe(&mut ws, id).await;
+    assert_eq!(
+        listeners().await,
+        1,
+        "the hub listens for the customer's events"
+    );
+    send(&mut ws, json!({"type": "unsubscribe", "customer_id": id})).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while listeners().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hub never retired after its only session left"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[actix_web::test]
 async fn at_most_twenty_subscriptions() {
     let app = spawn_app().await;
@@ -578,12 +619,43 @@ async fn reconnecting_with_since_replays_or_resnapshots() {
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
     let mut reloaded = connect(&app, Role::Admin).await;
     send(&mut reloaded, json!({"type": "subscribe", "customer_id": alone, "since": {"epoch": epoch, "version": since_version}})).await;
-    let resumed = next(&mut reloaded).await;
+    let resumed = first_view_frame(&mut reloaded).await;
     assert_eq!(
         (resumed["type"].as_str(), resumed["base_version"].as_u64()),
         (Some("delta"), Some(since_version)),
         "the missed delta, not a snapshot: {resumed}"
     );
+
+    // Watched again, the projection's grace starts afresh when it is next left: a second reload
+    // long after the first resumes too, even with nothing changed in between.
+    let version = resumed["version"].as_u64().expect("version");
+    actix_web::rt::time::sleep(Duration::from_secs(6)).await;
+    drop(reloaded);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let mut again = connect(&app, Role::Admin).await;
+    send(&mut again, json!({"type": "subscribe", "customer_id": alone, "since": {"epoch": epoch, "version": version}})).await;
+    sql.execute("INSERT INTO customer_notes (customer_id, author_id, author_name, body) VALUES ($1, 'x', 'X', 'after the second reload')", &[&alone])
+        .await
+        .expect("note");
+    let next_frame = first_view_frame(&mut again).await;
+    assert_eq!(
+        (
+            next_frame["type"].as_str(),
+            next_frame["base_version"].as_u64()
+        ),
+        (Some("delta"), Some(version)),
+        "resumed, not a snapshot: {next_frame}"
+    );
+}
+
+/// The next frame that carries the view (a snapshot or a delta), skipping presence.
+async fn first_view_frame(ws: &mut Ws) -> Value {
+    loop {
+        let frame = next(ws).await;
+        if frame["type"] != "presence" {
+            return frame;
+        }
+    }
 }
 
 #[actix_web::test]

@@ -418,6 +418,7 @@ impl CustomerHub {
             }
             let frame = self.snapshot_of(&key);
             if let (Some(member), Some(frame)) = (self.members.get_mut(&id), frame) {
+                self.unwatched.remove(&key);
                 member.key = key;
                 member.stale = false;
                 deliver(member, &OutFrame::text(&frame));
@@ -438,7 +439,13 @@ impl CustomerHub {
                 unwatched.remove(key);
                 return true;
             }
-            let since = *unwatched.entry(key.clone()).or_insert(now);
+            let since = match unwatched.get(key) {
+                Some(since) => *since,
+                None => {
+                    unwatched.insert(key.clone(), now);
+                    now
+                }
+            };
             now.duration_since(since) < GRACE
         });
         let projections = &self.projections;
@@ -476,6 +483,8 @@ impl CustomerHub {
             return;
         }
         let key = ProjectionKey::for_viewer(&join.viewer_id, join.role, &self.private_authors);
+        // Watched again: its grace starts afresh when it is next left.
+        self.unwatched.remove(&key);
         let replay: Option<Vec<ByteString>> = self.projection(&key).and_then(|p| {
             let since = join.since.as_ref().filter(|s| s.epoch == p.epoch)?;
             if since.version > p.version {

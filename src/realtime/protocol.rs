@@ -264,6 +264,16 @@ mod tests {
         );
         assert_eq!(refused.customer_id, Some(7));
         assert!(parse("not json").unwrap_err().why.contains("malformed"));
+        // Every listed type is one the protocol parses (the list names them for errors).
+        for kind in CLIENT_TYPES {
+            let refused = parse(&json!({"type": kind}).to_string()).err();
+            assert!(
+                refused
+                    .as_ref()
+                    .is_none_or(|r| r.why.starts_with(&format!("malformed {kind} message"))),
+                "{kind}: {refused:?}"
+            );
+        }
         assert!(parse("[1]").unwrap_err().why.contains("\"type\""));
         assert!(
             parse(&" ".repeat(MAX_CLIENT_FRAME + 1))

@@ -3,7 +3,7 @@
 //! them a grace period after the last leave (a hub that stopped itself could lose a join
 //! already on its way). It forwards the bus's events to the hubs without ever waiting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -23,7 +23,9 @@ pub const GRACE: Duration = Duration::from_secs(5);
 
 struct Entry {
     hub: Addr<CustomerHub>,
-    sessions: usize,
+    /// The sessions watching, by id: a session that subscribes again is still one session,
+    /// so its one unsubscribe lets the hub retire.
+    sessions: HashSet<u64>,
     missed: Arc<AtomicBool>,
 }
 
@@ -80,7 +82,7 @@ impl HubRegistry {
             let hub = CustomerHub::start_in_arbiter(&arbiter, move |_| hub);
             Entry {
                 hub,
-                sessions: 0,
+                sessions: HashSet::new(),
                 missed,
             }
         }))
@@ -128,7 +130,7 @@ impl Handler<Watch> for HubRegistry {
     type Result = ();
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
         if let Some(entry) = self.hub(msg.customer_id) {
-            entry.sessions += 1;
+            entry.sessions.insert(msg.join.session_id);
             HubRegistry::tell(entry, msg.join);
         }
     }
@@ -148,17 +150,20 @@ impl Handler<Unwatch> for HubRegistry {
         let Some(entry) = self.hubs.get_mut(&msg.customer_id) else {
             return;
         };
-        entry.sessions = entry.sessions.saturating_sub(1);
+        entry.sessions.remove(&msg.session_id);
         HubRegistry::tell(
             entry,
             hub::Leave {
                 session_id: msg.session_id,
             },
         );
-        if entry.sessions == 0 {
+        if entry.sessions.is_empty() {
             let customer_id = msg.customer_id;
             ctx.run_later(GRACE, move |act, _| {
-                if act.hubs.get(&customer_id).is_some_and(|e| e.sessions == 0)
+                if act
+                    .hubs
+                    .get(&customer_id)
+                    .is_some_and(|e| e.sessions.is_empty())
                     && let Some(entry) = act.hubs.remove(&customer_id)
                 {
                     let _ = entry.hub.try_send(hub::Retire);
