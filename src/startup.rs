@@ -36,6 +36,8 @@ pub struct AppState {
     /// Turns true when the server begins to shut down: every WebSocket then closes with 1001
     /// Going Away, so dashboards reconnect at once instead of waiting out the shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Signs search cursors.
+    pub cursor_key: crate::http::search::CursorKey,
 }
 
 pub struct Application {
@@ -87,6 +89,7 @@ impl Application {
             redis: redis.clone(),
             ws_queue: config.serve.ws_queue.max(1),
             shutdown: shutdown_seen,
+            cursor_key: crate::http::search::CursorKey::derive(&config.common.jwt_secret),
         });
         let keys = web::Data::new(JwtKeys::new(&config.common.jwt_secret));
         let registry = web::Data::new(

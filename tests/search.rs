@@ -516,7 +516,7 @@ async fn a_segment_deleted_mid_paging_is_a_422_naming_it() {
 
 /// A cursor pages on only the search that issued it: reused with another sort its key is not a
 /// value of that sort (Postgres refused it with a 500), with another text or role its total
-/// would be another search's, and a hand-made one is refused.
+/// would be another search's, and a hand-made one is refused (cursors are signed).
 #[actix_web::test]
 async fn a_cursor_serves_only_the_search_that_issued_it() {
     let app = spawn_app().await;
@@ -582,6 +582,8 @@ async fn a_cursor_serves_only_the_search_that_issued_it() {
         hex("0123456789abcdef|page two|1|3"),
         hex("page two|1|3"),
         hex("0123456789abcdef|page\u{0}|1|3"),
+        // Shaped like a signed cursor, but not signed by this server.
+        hex(&format!("0123456789abcdef|page two|1|3|{}", "0".repeat(32))),
     ] {
         let problem = search(
             format!("q=page&sort=name&limit=1&cursor={forged}"),

@@ -13,11 +13,28 @@ use printpdf::{
     PdfSaveOptions, Point, Pt, Rgb, TextItem, TextMatrix,
 };
 
+use std::sync::LazyLock;
+
 use super::ExportData;
 use crate::domain::money::format_cents as money;
 
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FALLBACK_FONT: &[u8] = include_bytes!("../../assets/wqy-microhei.ttf");
+
+/// The fonts, parsed once per process (the fallback, 4.6 MB, only once a report needs it):
+/// parsing is most of a small report's cost. None if one does not parse.
+static MAIN: LazyLock<Option<ParsedFont>> = LazyLock::new(|| parse(FONT, "DejaVu Sans"));
+static FALLBACK: LazyLock<Option<ParsedFont>> =
+    LazyLock::new(|| parse(FALLBACK_FONT, "WenQuanYi Micro Hei"));
+
+fn parse(bytes: &[u8], name: &str) -> Option<ParsedFont> {
+    let mut warnings = Vec::new();
+    let font = ParsedFont::from_bytes(bytes, 0, &mut warnings);
+    if font.is_none() {
+        tracing::error!(font = name, "an embedded font does not parse");
+    }
+    font
+}
 const PAGE_W: f32 = 210.0;
 const PAGE_H: f32 = 297.0;
 const MARGIN: f32 = 15.0;
@@ -28,9 +45,9 @@ struct Layout {
     doc: PdfDocument,
     font: PdfFontHandle,
     /// The main font as parsed, to ask which characters it has.
-    glyphs: ParsedFont,
+    glyphs: &'static ParsedFont,
     /// WenQuanYi Micro Hei, once a text needed it; None inside when it would not parse.
-    fallback: Option<Option<(PdfFontHandle, ParsedFont)>>,
+    fallback: Option<Option<(PdfFontHandle, &'static ParsedFont)>>,
     pages: Vec<Vec<Op>>,
     y: f32,
     /// The section being written, repeated as "(continued)" on a new page.
@@ -39,8 +56,8 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(mut doc: PdfDocument, glyphs: ParsedFont) -> Layout {
-        let font = PdfFontHandle::External(doc.add_font(&glyphs));
+    fn new(mut doc: PdfDocument, glyphs: &'static ParsedFont) -> Layout {
+        let font = PdfFontHandle::External(doc.add_font(glyphs));
         Layout {
             doc,
             font,
@@ -63,9 +80,8 @@ impl Layout {
     fn fallback_for(&mut self, c: char) -> Option<PdfFontHandle> {
         let doc = &mut self.doc;
         let loaded = self.fallback.get_or_insert_with(|| {
-            let mut warnings = Vec::new();
-            let parsed = ParsedFont::from_bytes(FALLBACK_FONT, 0, &mut warnings)?;
-            Some((PdfFontHandle::External(doc.add_font(&parsed)), parsed))
+            let parsed = FALLBACK.as_ref()?;
+            Some((PdfFontHandle::External(doc.add_font(parsed)), parsed))
         });
         let (handle, parsed) = loaded.as_ref()?;
         parsed
@@ -195,8 +211,8 @@ impl Layout {
 }
 
 pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
-    let mut warnings = Vec::new();
-    let font = ParsedFont::from_bytes(FONT, 0, &mut warnings)
+    let font = MAIN
+        .as_ref()
         .ok_or_else(|| anyhow::anyhow!("the embedded font does not parse"))?;
     let doc = PdfDocument::new(&format!("Customer {}", d.customer_id));
     let mut l = Layout::new(doc, font);

@@ -55,26 +55,34 @@ pub async fn export(
         role: admin.role,
         at: Utc::now(),
     };
-    let mut conn = state.pool.get().await?;
-    let data = export::gather(&mut conn, customer_id, exporter)
-        .await
-        .map_err(|e| match e {
-            diesel::result::Error::NotFound => {
-                ApiError::not_found(format!("customer {customer_id} does not exist"))
-            }
-            other => other.into(),
-        })?;
-    let (bytes, content_type) = match format {
-        "pdf" => (
-            export::pdf::render(&data).map_err(ApiError::internal)?,
-            "application/pdf",
-        ),
-        _ => (
-            export::csv::render(&data).map_err(ApiError::internal)?,
-            "text/csv; charset=utf-8",
-        ),
+    let data = {
+        let mut conn = state.pool.get().await?;
+        export::gather(&mut conn, customer_id, exporter)
+            .await
+            .map_err(|e| match e {
+                diesel::result::Error::NotFound => {
+                    ApiError::not_found(format!("customer {customer_id} does not exist"))
+                }
+                other => other.into(),
+            })?
     };
+    let exported_at = data.exporter.at;
+    let content_type = match format {
+        "pdf" => "application/pdf",
+        _ => "text/csv; charset=utf-8",
+    };
+    // Rendering is CPU work (a large PDF, or one embedding the CJK font, takes hundreds of
+    // milliseconds): done on a blocking thread, so the worker that also drives WebSockets is
+    // not held up, and with no pooled connection held meanwhile.
+    let bytes = web::block(move || match format {
+        "pdf" => export::pdf::render(&data),
+        _ => export::csv::render(&data),
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut conn = state.pool.get().await?;
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::actor_id.eq(&admin.id),
@@ -89,7 +97,7 @@ pub async fn export(
         .await?;
     let filename = format!(
         "customer-{customer_id}-{}.{format}",
-        data.exporter.at.format("%Y%m%d-%H%M%S")
+        exported_at.format("%Y%m%d-%H%M%S")
     );
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))

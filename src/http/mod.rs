@@ -18,6 +18,9 @@ pub mod sliced_body;
 pub mod tags;
 pub mod ws;
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::http::errors::ApiError;
@@ -96,15 +99,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// 405 with the methods it takes for a path that exists (as the OpenAPI document lists them,
-/// which `tests/foundation.rs` checks against the route table), else 404.
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let allow: Vec<String> = req
-        .resource_map()
-        .match_pattern(req.path())
-        .and_then(|pattern| {
-            let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
-            let item = doc.paths.paths.get(&pattern)?;
+/// The methods each route pattern takes, as the OpenAPI document lists them (which
+/// `tests/foundation.rs` checks against the route table); built once.
+static METHODS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(|| {
+    let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
+    doc.paths
+        .paths
+        .iter()
+        .map(|(pattern, item)| {
             let methods = [
                 ("GET", &item.get),
                 ("POST", &item.post),
@@ -112,14 +114,22 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
                 ("PATCH", &item.patch),
                 ("DELETE", &item.delete),
             ];
-            Some(
-                methods
-                    .into_iter()
-                    .filter(|(_, operation)| operation.is_some())
-                    .map(|(method, _)| method.to_owned())
-                    .collect(),
-            )
+            let taken = methods
+                .into_iter()
+                .filter(|(_, operation)| operation.is_some())
+                .map(|(method, _)| method.to_owned())
+                .collect();
+            (pattern.clone(), taken)
         })
+        .collect()
+});
+
+/// 405 with the methods it takes for a path that exists, else 404.
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allow: Vec<String> = req
+        .resource_map()
+        .match_pattern(req.path())
+        .and_then(|pattern| METHODS.get(&pattern).cloned())
         .unwrap_or_default();
     if allow.is_empty() {
         return Err(ApiError::not_found(format!(

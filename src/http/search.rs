@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use deadpool::managed::Timeouts;
 use diesel_async::AsyncPgConnection;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 
 use crate::db::enums::LoyaltyTier;
@@ -109,6 +110,56 @@ fn ordered<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// The key that signs search cursors, derived from the JWT secret, so every node of a
+/// deployment accepts the others' cursors and nobody else can make one.
+#[derive(Clone)]
+pub struct CursorKey([u8; 32]);
+
+impl CursorKey {
+    pub fn derive(secret: &str) -> CursorKey {
+        use sha2::Digest;
+        // A key of its own: the JWT secret itself never signs anything but tokens.
+        let key = sha2::Sha256::digest(format!("customer360 search cursor\0{secret}").as_bytes());
+        CursorKey(key.into())
+    }
+
+    fn mac(&self) -> Hmac<sha2::Sha256> {
+        // unwrap: HMAC takes a key of any length.
+        Hmac::new_from_slice(&self.0).expect("an HMAC key of any length")
+    }
+
+    /// `raw` with its signature, as a cursor.
+    fn seal(&self, raw: &str) -> String {
+        let mut mac = self.mac();
+        mac.update(raw.as_bytes());
+        let signature: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        hex_encode(&format!("{raw}|{signature}"))
+    }
+
+    /// What `seal` sealed, if `cursor` is a cursor it made.
+    fn open(&self, cursor: &str) -> Option<String> {
+        let sealed = hex_decode(cursor)?;
+        let (raw, signature) = sealed.rsplit_once('|')?;
+        if signature.len() != 32 {
+            return None;
+        }
+        let signature: Vec<u8> = (0..signature.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(signature.get(i..i + 2)?, 16).ok())
+            .collect::<Option<_>>()?;
+        let mut mac = self.mac();
+        mac.update(raw.as_bytes());
+        mac.verify_truncated_left(&signature).ok()?;
+        Some(raw.to_owned())
+    }
+}
+
 /// Where a later page starts, and the total its first page counted: what a cursor carries,
 /// with the digest of the search that issued it ([`digest`]).
 pub struct Resume {
@@ -119,24 +170,12 @@ pub struct Resume {
 
 /// Names a search (its text, filters as looked up, whether the text matches PII, and sort), so
 /// that a cursor is used only with the search that issued it: with another sort its key would
-/// not even be a value of the right type, and with other filters its total would be wrong.
+/// not even be a value of the right type (Postgres refused it), and with other filters its
+/// total would be wrong. Cursors are also signed ([`CursorKey`]), so no other key gets in.
 fn digest(filter: &Filter, sort: Sort) -> String {
     use sha2::Digest;
     let named = sha2::Sha256::digest(format!("{filter:?}|{sort:?}").as_bytes());
     named.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether a cursor's key is a value of the sort's type, as Postgres wrote it.
-fn key_fits(sort: Sort, key: &str) -> bool {
-    match sort {
-        Sort::Relevance => key.parse::<f64>().is_ok_and(f64::is_finite),
-        Sort::LifetimeValue => key.parse::<i64>().is_ok(),
-        Sort::LastOrder => {
-            key == "-infinity"
-                || chrono::DateTime::parse_from_str(key, "%Y-%m-%d %H:%M:%S%.f%#z").is_ok()
-        }
-        Sort::Name => true,
-    }
 }
 
 /// A search as asked for: the filter but for its segment and tag, which are named by id or name
@@ -184,9 +223,10 @@ impl Asked {
 }
 
 impl SearchParams {
-    /// The search asked for; its segment and tag are not looked up yet, and its text matches
-    /// email and phone only once the role allows it ([`Filter::q_matches_pii`]).
-    pub fn parse(&self) -> Result<Asked, ApiError> {
+    /// The search asked for, its cursor checked against `key`; its segment and tag are not
+    /// looked up yet, and its text matches email and phone only once the role allows it
+    /// ([`Filter::q_matches_pii`]).
+    pub fn parse(&self, key: &CursorKey) -> Result<Asked, ApiError> {
         let tier = self
             .tier
             .as_deref()
@@ -246,7 +286,7 @@ impl SearchParams {
             .cursor
             .as_deref()
             .map(|c| {
-                hex_decode(c)
+                key.open(c)
                     .and_then(|raw| {
                         let (search, rest) = raw.split_once('|')?;
                         let (rest, total) = rest.rsplit_once('|')?;
@@ -261,7 +301,6 @@ impl SearchParams {
                             total: total.parse().ok().filter(|t| *t >= 0)?,
                         })
                     })
-                    .filter(|r| key_fits(sort, &r.after.key))
                     .ok_or_else(|| {
                         ApiError::validation("cursor", "cursor is not one this server issued")
                     })
@@ -288,7 +327,7 @@ pub async fn search(
     q: web::Query<SearchParams>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::ViewCustomer)?;
-    let mut asked = q.parse()?;
+    let mut asked = q.parse(&state.cursor_key)?;
     asked.filter.q_matches_pii = admin.role.can(Permission::SeePii);
     let mut conn = state.pool.get().await?;
     asked.resolve(&mut conn).await?;
@@ -338,8 +377,11 @@ pub async fn search(
     };
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last()
-            .map(|r| hex_encode(&format!("{search}|{}|{}|{total}", r.sort_key, r.id)))
+        rows.last().map(|r| {
+            state
+                .cursor_key
+                .seal(&format!("{search}|{}|{}|{total}", r.sort_key, r.id))
+        })
     } else {
         None
     };
