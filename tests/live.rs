@@ -100,16 +100,32 @@ async fn add_long_notes(sql: &tokio_postgres::Client, id: i64) {
     .expect("long notes");
 }
 
+/// A customer with nothing but a name, an email and maybe a phone.
+async fn bare_customer(
+    sql: &tokio_postgres::Client,
+    name: &str,
+    email: &str,
+    phone: Option<&str>,
+) -> i64 {
+    sql.query_one(
+        "INSERT INTO customers (name, email, phone) VALUES ($1, $2, $3) RETURNING id",
+        &[&name, &email, &phone],
+    )
+    .await
+    .expect("customer")
+    .get(0)
+}
+
+/// A customer with a phone and one delivered order, 40 days old.
 async fn customer(app: &TestApp) -> i64 {
     let sql = app.db.sql().await;
-    let id: i64 = sql
-        .query_one(
-            "INSERT INTO customers (name, email, phone) VALUES ('Live One', 'live@example.com', '+1 555 010 9999') RETURNING id",
-            &[],
-        )
-        .await
-        .expect("customer")
-        .get(0);
+    let id = bare_customer(
+        &sql,
+        "Live One",
+        "live@example.com",
+        Some("+1 555 010 9999"),
+    )
+    .await;
     sql.execute(
         "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents, placed_at)
          VALUES ($1, 'L-0', 'delivered', 1000, 1000, now() - interval '40 days')",
@@ -273,14 +289,7 @@ async fn rows_moved_to_another_customer_leave_one_dashboard_and_reach_the_other(
     let app = spawn_app().await;
     let from = customer(&app).await;
     let sql = app.db.sql().await;
-    let to: i64 = sql
-        .query_one(
-            "INSERT INTO customers (name, email) VALUES ('Live Two', 'two@example.com') RETURNING id",
-            &[],
-        )
-        .await
-        .expect("second customer")
-        .get(0);
+    let to = bare_customer(&sql, "Live Two", "two@example.com", None).await;
     sql.execute(
         "INSERT INTO support_tickets (customer_id, subject) VALUES ($1, 'Where is L-0?')",
         &[&from],
@@ -594,14 +603,7 @@ async fn reconnecting_with_since_replays_or_resnapshots() {
 
     // The customer's only dashboard drops (a page reload) and misses a change: coming back
     // within the hub's grace it resumes from the delta it missed, not a whole snapshot.
-    let alone: i64 = sql
-        .query_one(
-            "INSERT INTO customers (name, email) VALUES ('Lone Watch', 'lone@example.com') RETURNING id",
-            &[],
-        )
-        .await
-        .expect("customer")
-        .get(0);
+    let alone = bare_customer(&sql, "Lone Watch", "lone@example.com", None).await;
     derived_state_published(&sql, alone).await;
     let mut lone = connect(&app, Role::Admin).await;
     send(
