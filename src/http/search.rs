@@ -1,6 +1,7 @@
 //! `GET /api/admin/customers/search`: free text and filters over every customer, masked per
-//! role; the text matches email and phone only for roles shown them unmasked. Bad parameters (min above max, unknown tier, malformed dates or numbers) are a 422
-//! naming the parameter.
+//! role; the text matches email and phone only for roles shown them unmasked. Bad parameters
+//! (min above max, unknown tier, malformed dates or numbers, a cursor of another search) are a
+//! 422 naming the parameter.
 
 use std::time::Duration;
 
