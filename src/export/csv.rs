@@ -14,7 +14,7 @@ const AMOUNT: usize = 5;
 /// A cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`, so
 /// that a spreadsheet shows it as text instead of running it (a note reading
 /// `=HYPERLINK("http://evil", "x")`, say): OWASP's advice on CSV injection.
-pub fn defused(cell: &str) -> Cow<'_, str> {
+fn defused(cell: &str) -> Cow<'_, str> {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         Cow::Owned(format!("'{cell}"))
     } else {

@@ -144,7 +144,7 @@ fn request_hash(customer_id: i64, action: &Action) -> Result<String, ApiError> {
     .map_err(ApiError::internal)?;
     let named =
         sha2::Sha256::digest(format!("{customer_id}|{}|{parsed}", action.name()).as_bytes());
-    Ok(named.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::view::cursor::hex(&named))
 }
 
 async fn perform(

@@ -99,30 +99,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// The methods each route pattern takes, as the OpenAPI document lists them (which
-/// `tests/foundation.rs` checks against the route table); built once.
-static METHODS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(|| {
-    let doc = <openapi::ApiDoc as utoipa::OpenApi>::openapi();
-    doc.paths
-        .paths
-        .iter()
-        .map(|(pattern, item)| {
-            let methods = [
-                ("GET", &item.get),
-                ("POST", &item.post),
-                ("PUT", &item.put),
-                ("PATCH", &item.patch),
-                ("DELETE", &item.delete),
-            ];
-            let taken = methods
-                .into_iter()
-                .filter(|(_, operation)| operation.is_some())
-                .map(|(method, _)| method.to_owned())
-                .collect();
-            (pattern.clone(), taken)
-        })
-        .collect()
-});
+/// The methods each route pattern takes, built once.
+static METHODS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(openapi::methods_by_path);
 
 /// 405 with the methods it takes for a path that exists, else 404.
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

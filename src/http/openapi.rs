@@ -1,6 +1,9 @@
 //! The OpenAPI 3 document of every route, served at `/api/openapi.json`.
 
 use actix_web::HttpResponse;
+use std::collections::HashMap;
+
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -64,6 +67,38 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Each method of a path, with its operation where it has one.
+fn operations(item: &mut PathItem) -> [(&'static str, &mut Option<Operation>); 8] {
+    [
+        ("GET", &mut item.get),
+        ("PUT", &mut item.put),
+        ("POST", &mut item.post),
+        ("DELETE", &mut item.delete),
+        ("OPTIONS", &mut item.options),
+        ("HEAD", &mut item.head),
+        ("PATCH", &mut item.patch),
+        ("TRACE", &mut item.trace),
+    ]
+}
+
+/// The methods each route pattern takes, as this document lists them (`tests/foundation.rs`
+/// checks it against the route table).
+pub fn methods_by_path() -> HashMap<String, Vec<String>> {
+    let mut doc = ApiDoc::openapi();
+    doc.paths
+        .paths
+        .iter_mut()
+        .map(|(pattern, item)| {
+            let taken = operations(item)
+                .into_iter()
+                .filter(|(_, operation)| operation.is_some())
+                .map(|(method, _)| method.to_owned())
+                .collect();
+            (pattern.clone(), taken)
+        })
+        .collect()
+}
+
 /// OpenAPI 3 requires a description on every response. Ours name the status (and the problem
 /// body where there is one), so responses declared without one get the status's reason.
 struct ResponseDescriptions;
@@ -71,17 +106,8 @@ struct ResponseDescriptions;
 impl Modify for ResponseDescriptions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
-            ];
-            for operation in operations.into_iter().flatten() {
+            for (_, operation) in operations(item) {
+                let Some(operation) = operation else { continue };
                 for (status, response) in operation.responses.responses.iter_mut() {
                     if let utoipa::openapi::RefOr::T(response) = response
                         && response.description.is_empty()

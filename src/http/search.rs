@@ -19,7 +19,7 @@ use crate::http::auth::AuthAdmin;
 use crate::http::customers::parse_instant;
 use crate::http::errors::{ApiError, Problem};
 use crate::startup::AppState;
-use crate::view::cursor::{self, hex_decode, hex_encode};
+use crate::view::cursor::{self, hex, hex_decode, hex_encode, unhex};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SearchParams {
@@ -133,13 +133,7 @@ impl CursorKey {
     fn seal(&self, raw: &str) -> String {
         let mut mac = self.mac();
         mac.update(raw.as_bytes());
-        let signature: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let signature = hex(&mac.finalize().into_bytes()[..16]);
         hex_encode(&format!("{raw}|{signature}"))
     }
 
@@ -150,10 +144,7 @@ impl CursorKey {
         if signature.len() != 32 {
             return None;
         }
-        let signature: Vec<u8> = (0..signature.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(signature.get(i..i + 2)?, 16).ok())
-            .collect::<Option<_>>()?;
+        let signature = unhex(signature)?;
         let mut mac = self.mac();
         mac.update(raw.as_bytes());
         mac.verify_truncated_left(&signature).ok()?;
@@ -176,7 +167,7 @@ pub struct Resume {
 fn digest(filter: &Filter, sort: Sort) -> String {
     use sha2::Digest;
     let named = sha2::Sha256::digest(format!("{filter:?}|{sort:?}").as_bytes());
-    named.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hex(&named[..8])
 }
 
 /// A search as asked for: the filter but for its segment and tag, which are named by id or name

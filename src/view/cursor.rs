@@ -59,17 +59,17 @@ impl Cursor {
     }
 }
 
-/// Hex of a string: cursors are tokens to hand back, not something to edit.
-pub fn hex_encode(raw: &str) -> String {
-    raw.bytes().map(|b| format!("{b:02x}")).collect()
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The string a `hex_encode` made; None for anything else.
-pub fn hex_decode(token: &str) -> Option<String> {
-    if !token.len().is_multiple_of(2) || token.len() > 2048 {
+/// The bytes `hex` wrote; None for anything else.
+pub fn unhex(token: &str) -> Option<Vec<u8>> {
+    if !token.len().is_multiple_of(2) {
         return None;
     }
-    let bytes: Vec<u8> = token
+    token
         .as_bytes()
         .chunks(2)
         .map(|pair| {
@@ -77,9 +77,23 @@ pub fn hex_decode(token: &str) -> Option<String> {
                 .ok()
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
         })
-        .collect::<Option<_>>()?;
+        .collect()
+}
+
+/// Hex of a string: cursors are tokens to hand back, not something to edit.
+pub fn hex_encode(raw: &str) -> String {
+    hex(raw.as_bytes())
+}
+
+/// The string a `hex_encode` made; None for anything else.
+pub fn hex_decode(token: &str) -> Option<String> {
+    if token.len() > 2048 {
+        return None;
+    }
     // A NUL cannot reach PostgreSQL as text: a cursor holding one is not ours.
-    String::from_utf8(bytes).ok().filter(|s| !s.contains('\0'))
+    String::from_utf8(unhex(token)?)
+        .ok()
+        .filter(|s| !s.contains('\0'))
 }
 
 /// The page size asked for, checked against the limits.
