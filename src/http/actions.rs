@@ -57,6 +57,9 @@ pub struct LoyaltyAdjustment {
     pub reason: String,
 }
 
+/// Serialised as the action's own body, for [`request_hash`].
+#[derive(Serialize)]
+#[serde(untagged)]
 enum Action {
     Email(EmailAction),
     Ticket(TicketAction),
@@ -136,12 +139,7 @@ impl Action {
 /// SHA-256, because the names are stored and must read the same across releases.
 fn request_hash(customer_id: i64, action: &Action) -> Result<String, ApiError> {
     use sha2::Digest;
-    let parsed = match action {
-        Action::Email(a) => serde_json::to_string(a),
-        Action::Ticket(a) => serde_json::to_string(a),
-        Action::Loyalty(a) => serde_json::to_string(a),
-    }
-    .map_err(ApiError::internal)?;
+    let parsed = serde_json::to_string(action).map_err(ApiError::internal)?;
     let named =
         sha2::Sha256::digest(format!("{customer_id}|{}|{parsed}", action.name()).as_bytes());
     Ok(crate::view::cursor::hex(&named))

@@ -61,18 +61,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
-/// Parses JSON, naming the failing field: 400 for malformed JSON, 422 for a well-formed
-/// document that [`from_document`] refuses.
+/// Parses JSON, naming the failing field: 400 for malformed JSON; 422 for a NUL character in
+/// a string, a wrong shape, or a document that is not an object (every body of this API is
+/// one).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let document: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request("body", format!("invalid JSON: {e}")))?;
-    from_document(document)
-}
-
-/// A request body from its JSON document: 422 naming the field for a NUL character in a
-/// string or a wrong shape, and for a document that is not an object (every body of this API
-/// is one).
-fn from_document<T: DeserializeOwned>(document: serde_json::Value) -> Result<T, ApiError> {
     if let Some(field) = nul_in(&document) {
         return Err(refuse_nul(if field.is_empty() { "body" } else { &field }));
     }
