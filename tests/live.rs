@@ -325,6 +325,98 @@ async fn rows_moved_to_another_customer_leave_one_dashboard_and_reach_the_other(
     converge(&app, ws, Role::Admin, *id, view, version, shows_moved).await;
 }
 
+/// The platform renames catalog rows in SQL (a campaign, a tag, a segment, a product category):
+/// every dashboard showing one of them follows, though no row of the customer changed.
+#[actix_web::test]
+async fn catalog_renames_reach_the_dashboards_that_show_them() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let sql = app.db.sql().await;
+    sql.batch_execute(&format!(
+        "INSERT INTO product_categories (name) VALUES ('Catalog Shoes');
+         INSERT INTO order_items (order_id, customer_id, category_id, product_name, quantity, unit_price_cents)
+             SELECT o.id, {id}, c.id, 'Boot', 1, 1000 FROM orders o, product_categories c
+             WHERE o.customer_id = {id} AND c.name = 'Catalog Shoes';
+         INSERT INTO campaigns (name, channel) VALUES ('Catalog Spring', 'email');
+         INSERT INTO campaign_events (campaign_id, customer_id, event_type)
+             SELECT id, {id}, 'sent' FROM campaigns WHERE name = 'Catalog Spring';
+         INSERT INTO customer_tags (name, color, created_by) VALUES ('catalog-vip', '#000000', 'x');
+         INSERT INTO customer_tag_assignments (customer_id, tag_id, assigned_by, assigned_by_name)
+             SELECT {id}, id, 'x', 'X' FROM customer_tags WHERE name = 'catalog-vip';
+         INSERT INTO customer_segments (name, kind) VALUES ('Catalog Picked', 'manual');
+         INSERT INTO customer_segment_assignments (customer_id, segment_id, source, assigned_by)
+             SELECT {id}, id, 'manual', 'x' FROM customer_segments WHERE name = 'Catalog Picked';"
+    ))
+    .await
+    .expect("catalog rows");
+    let mut ws = connect(&app, Role::Admin).await;
+    let (mut view, mut version) = subscribe(&mut ws, id).await;
+    let names = |v: &Value| {
+        let of = |list: &Value, key: &str| -> Vec<String> {
+            list.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x[key].as_str().map(str::to_owned))
+                // The derived worker's automatic segments come and go beside ours.
+                .filter(|name| name.to_lowercase().starts_with("catalog"))
+                .collect()
+        };
+        [
+            of(&v["analytics"]["categories"], "category"),
+            of(&v["marketing"]["recent_campaigns"], "name"),
+            of(&v["tags"], "name"),
+            of(&v["segments"], "name"),
+        ]
+    };
+    // The fixture's own changes may still be on their way: wait for all of them first.
+    converge(
+        &app,
+        &mut ws,
+        Role::Admin,
+        id,
+        &mut view,
+        &mut version,
+        |v| {
+            names(v)
+                == [
+                    vec!["Catalog Shoes".to_owned()],
+                    vec!["Catalog Spring".to_owned()],
+                    vec!["catalog-vip".to_owned()],
+                    vec!["Catalog Picked".to_owned()],
+                ]
+        },
+    )
+    .await;
+
+    sql.batch_execute(
+        "UPDATE product_categories SET name = 'Catalog Footwear' WHERE name = 'Catalog Shoes';
+         UPDATE campaigns SET name = 'Catalog Spring Sale' WHERE name = 'Catalog Spring';
+         UPDATE customer_tags SET name = 'catalog-VIP', color = '#ff0000' WHERE name = 'catalog-vip';
+         UPDATE customer_segments SET name = 'Catalog Hand Picked' WHERE name = 'Catalog Picked';",
+    )
+    .await
+    .expect("renames");
+    converge(
+        &app,
+        &mut ws,
+        Role::Admin,
+        id,
+        &mut view,
+        &mut version,
+        |v| {
+            names(v)
+                == [
+                    vec!["Catalog Footwear".to_owned()],
+                    vec!["Catalog Spring Sale".to_owned()],
+                    vec!["catalog-VIP".to_owned()],
+                    vec!["Catalog Hand Picked".to_owned()],
+                ]
+                && v["tags"][0]["color"] == "#ff0000"
+        },
+    )
+    .await;
+}
+
 /// A snapshot several times the size of the slices the server writes it in (so that no
 /// connection's write buffer outgrows its first 8 KiB) arrives whole, and the session stays live.
 #[actix_web::test]
@@ -582,8 +674,19 @@ async fn reconnecting_with_since_replays_or_resnapshots() {
     let delta = next(&mut watcher).await;
     assert_eq!(delta["type"], "delta");
 
+    // A client that repeats its subscribe, the second time with its position, before the
+    // first was answered is served from that position. Both frames leave in one write, so the
+    // second arrives while the first's check is under way.
     let mut back = connect(&app, Role::Admin).await;
-    send(&mut back, json!({"type": "subscribe", "customer_id": id, "since": {"epoch": epoch, "version": since_version}})).await;
+    for frame in [
+        json!({"type": "subscribe", "customer_id": id}),
+        json!({"type": "subscribe", "customer_id": id, "since": {"epoch": epoch, "version": since_version}}),
+    ] {
+        back.feed(Message::text(frame.to_string()))
+            .await
+            .expect("send");
+    }
+    back.flush().await.expect("send");
     let replayed = next(&mut back).await;
     assert_eq!(
         replayed["type"], "delta",

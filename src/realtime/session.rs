@@ -3,7 +3,7 @@
 //! `--ws-queue` frames of memory. Client frames are parsed here: bad ones get an `error` frame
 //! and the session stays usable.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -38,8 +38,9 @@ pub struct DashboardSession {
     subscriptions: HashSet<i64>,
     /// Customers asked for whose existence is being checked: they count against
     /// `MAX_SUBSCRIPTIONS` already, or a burst of subscribes would all pass the limit before
-    /// the first check came back.
-    checking: HashSet<i64>,
+    /// the first check came back. Each holds the `since` of the latest subscribe, which the
+    /// check's answer serves.
+    checking: HashMap<i64, Option<protocol::Since>>,
     heard: Instant,
     owed: OwedPongs,
     /// How the connection will end.
@@ -113,7 +114,7 @@ impl DashboardSession {
                 out,
                 closer: Some(closer),
                 subscriptions: HashSet::new(),
-                checking: HashSet::new(),
+                checking: HashMap::new(),
                 heard: Instant::now(),
                 owed: OwedPongs::default(),
                 ending: Ending::Plain,
@@ -190,7 +191,7 @@ impl DashboardSession {
             }
             ClientMessage::Unsubscribe { customer_id } => {
                 // Withdrawn while checked: the check's answer is then dropped.
-                let withdrawn = self.checking.remove(&customer_id);
+                let withdrawn = self.checking.remove(&customer_id).is_some();
                 if self.subscriptions.remove(&customer_id) {
                     self.unwatch(customer_id);
                 } else if !withdrawn {
@@ -245,9 +246,14 @@ impl DashboardSession {
         if let Err(e) = self.admin.require(Permission::ViewCustomer) {
             return self.error(ErrorCode::Forbidden, e.detail(), Some(customer_id));
         }
-        let watched = self.subscriptions.union(&self.checking).count();
+        let watched = self.subscriptions.len()
+            + self
+                .checking
+                .keys()
+                .filter(|id| !self.subscriptions.contains(id))
+                .count();
         if !self.subscriptions.contains(&customer_id)
-            && !self.checking.contains(&customer_id)
+            && !self.checking.contains_key(&customer_id)
             && watched >= MAX_SUBSCRIPTIONS
         {
             return self.error(
@@ -256,39 +262,40 @@ impl DashboardSession {
                 Some(customer_id),
             );
         }
-        if !self.checking.insert(customer_id) {
-            // A check for this customer is under way; its answer serves this request too.
+        if let Some(pending) = self.checking.get_mut(&customer_id) {
+            // A check for this customer is under way; its answer serves this request too, with
+            // the position the client gave last.
+            *pending = since;
             return;
         }
+        self.checking.insert(customer_id, since);
         let pool = self.pool.clone();
         let exists = async move { customer_exists(&pool, customer_id).await };
-        ctx.spawn(
-            exists
-                .into_actor(self)
-                .map(move |result, act, _| match result {
-                    _ if !act.checking.remove(&customer_id) => {}
-                    Ok(true) => {
-                        if act.subscriptions.insert(customer_id) {
-                            metrics::gauge!("ws_subscriptions").increment(1.0);
-                        }
-                        let join = Join {
-                            session_id: act.id,
-                            viewer_id: act.admin.id.clone(),
-                            viewer_name: act.admin.name.clone(),
-                            role: act.admin.role,
-                            since,
-                            out: act.out.clone(),
-                        };
-                        act.tell(Watch { customer_id, join });
+        ctx.spawn(exists.into_actor(self).map(move |result, act, _| {
+            match (act.checking.remove(&customer_id), result) {
+                (None, _) => {}
+                (Some(since), Ok(true)) => {
+                    if act.subscriptions.insert(customer_id) {
+                        metrics::gauge!("ws_subscriptions").increment(1.0);
                     }
-                    Ok(false) => act.error(
-                        ErrorCode::NotFound,
-                        &format!("customer {customer_id} does not exist"),
-                        Some(customer_id),
-                    ),
-                    Err(e) => act.error(ErrorCode::Unavailable, &e, Some(customer_id)),
-                }),
-        );
+                    let join = Join {
+                        session_id: act.id,
+                        viewer_id: act.admin.id.clone(),
+                        viewer_name: act.admin.name.clone(),
+                        role: act.admin.role,
+                        since,
+                        out: act.out.clone(),
+                    };
+                    act.tell(Watch { customer_id, join });
+                }
+                (Some(_), Ok(false)) => act.error(
+                    ErrorCode::NotFound,
+                    &format!("customer {customer_id} does not exist"),
+                    Some(customer_id),
+                ),
+                (Some(_), Err(e)) => act.error(ErrorCode::Unavailable, &e, Some(customer_id)),
+            }
+        }));
     }
 
     fn unwatch(&self, customer_id: i64) {
