@@ -601,4 +601,8 @@ async fn a_cursor_serves_only_the_search_that_issued_it() {
             .problem(422, "validation_failed");
         assert_eq!(problem["field"], field, "{query}");
     }
+    // Who asks is checked first, as for every other mistake.
+    app.get_raw("/api/admin/customers/search?q=a%00b", None)
+        .await
+        .problem(401, "unauthorized");
 }

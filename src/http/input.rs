@@ -15,6 +15,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
+use crate::http::auth::AuthAdmin;
 use crate::http::errors::{ApiError, ErrorKind};
 
 /// Largest request body accepted anywhere.
@@ -110,9 +111,9 @@ fn refuse_nul(field: &str) -> ApiError {
 }
 
 /// Refuses a request whose query parameters (name or value) hold a NUL character, naming the
-/// parameter.
+/// parameter; a request without a valid token is told that first (401), as everywhere else.
 pub async fn reject_nul_in_query(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let parameters = web::Query::<Vec<(String, String)>>::from_query(req.query_string());
@@ -121,6 +122,7 @@ pub async fn reject_nul_in_query(
             .iter()
             .find(|(name, value)| name.contains('\0') || value.contains('\0'))
     {
+        req.extract::<AuthAdmin>().await?;
         return Err(refuse_nul(name).into());
     }
     next.call(req).await
