@@ -51,6 +51,8 @@ pub struct CommonConfig {
         long,
         env = "DATABASE_URL",
         global = true,
+        // A URL may carry a password: `--help` must not print it.
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/customer360"
     )]
     pub database_url: String,
@@ -59,6 +61,8 @@ pub struct CommonConfig {
         long,
         env = "REDIS_URL",
         global = true,
+        // A URL may carry a password: `--help` must not print it.
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis_url: String,

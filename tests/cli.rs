@@ -27,6 +27,22 @@ fn bin() -> Command {
 }
 
 #[test]
+fn help_shows_no_secret_from_the_environment() {
+    let out = bin()
+        .env("DATABASE_URL", "postgres://app:S3cretPw@db/x")
+        .env("REDIS_URL", "redis://:R3disPw@cache:6379")
+        .env("C360_JWT_SECRET", "Jwt5ecret")
+        .args(["migrate", "--help"])
+        .output()
+        .expect("run help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("DATABASE_URL"), "{help}");
+    for secret in ["S3cretPw", "R3disPw", "Jwt5ecret"] {
+        assert!(!help.contains(secret), "{secret} shown: {help}");
+    }
+}
+
+#[test]
 fn token_prints_a_verifiable_jwt() {
     let out = bin()
         .args([

@@ -233,6 +233,20 @@ async fn metrics_report_routes_and_the_pool() {
         text.lines().any(|l| l.starts_with("db_pool_max_size ")),
         "{text}"
     );
+    // Methods a client invents are one label, not one series each.
+    for invented in ["MFOOBAR", "MBAZQUX"] {
+        app.request_raw(invented, "/healthz").await;
+    }
+    let text = app.get_raw("/metrics", None).await.text();
+    assert!(
+        !text.contains("MFOOBAR") && !text.contains("MBAZQUX"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("http_requests_total{") && l.contains(r#"method="other""#)),
+        "{text}"
+    );
 }
 
 #[actix_web::test]

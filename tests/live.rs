@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -514,6 +516,58 @@ async fn bad_frames_get_error_frames_and_the_session_stays_usable() {
     assert_eq!(next(&mut ws).await["type"], "pong");
     send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
     assert_eq!(next(&mut ws).await["type"], "snapshot");
+
+    // A message in several frames (RFC 6455, 5.4) is read whole.
+    let whole = json!({"type": "ping"}).to_string();
+    let (head, tail) = whole.split_at(5);
+    ws.send(Message::Frame(Frame::message(
+        head.as_bytes().to_vec(),
+        OpCode::Data(Data::Text),
+        false,
+    )))
+    .await
+    .expect("send");
+    ws.send(Message::Frame(Frame::message(
+        tail.as_bytes().to_vec(),
+        OpCode::Data(Data::Continue),
+        true,
+    )))
+    .await
+    .expect("send");
+    assert_eq!(next(&mut ws).await["type"], "pong");
+
+    // Over 1 MiB, one frame or several: closed with 1009 and why.
+    for fragmented in [false, true] {
+        let mut ws = connect(&app, Role::Analyst).await;
+        let big = "x".repeat(1024 * 1024 + 10);
+        if fragmented {
+            let (head, tail) = big.split_at(600 * 1024);
+            for (part, opcode, last) in [(head, Data::Text, false), (tail, Data::Continue, true)] {
+                ws.send(Message::Frame(Frame::message(
+                    part.as_bytes().to_vec(),
+                    OpCode::Data(opcode),
+                    last,
+                )))
+                .await
+                .expect("send");
+            }
+        } else {
+            ws.send(Message::text(big)).await.expect("send");
+        }
+        let close = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(frame) = ws.next().await {
+                if let Ok(Message::Close(close)) = frame {
+                    return close;
+                }
+            }
+            None
+        })
+        .await
+        .expect("closed within 10 s")
+        .expect("a close frame with a status");
+        assert_eq!(u16::from(close.code), 1009, "fragmented: {fragmented}");
+        assert!(close.reason.contains("1 MiB"), "{close:?}");
+    }
 }
 
 /// The server's own WebSocket framing (`realtime::outgoing`): a ping is answered with a pong
@@ -1160,6 +1214,53 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
 /// A server that shuts down tells every dashboard first, with 1001 Going Away, so clients
 /// reconnect at once instead of holding a connection that then drops without a word; and the
 /// shutdown then needs no grace period for them.
+/// A WebSocket lives no longer than its token: once it has expired the session serves nothing
+/// more and closes with 1008 and a reason, as an HTTP request with that token gets a 401.
+#[actix_web::test]
+async fn a_session_ends_when_its_token_expires() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let token = app
+        .keys
+        .issue(
+            "short-1",
+            "Short Lived",
+            Role::Admin,
+            chrono::Duration::seconds(1),
+        )
+        .expect("token");
+    let url = format!(
+        "{}/ws?token={token}",
+        app.address.replace("http://", "ws://")
+    );
+    let mut ws = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects")
+        .0;
+    subscribe(&mut ws, id).await;
+    // `exp` is a second away, and verification allows 5 s of clock skew.
+    actix_web::rt::time::sleep(Duration::from_secs(7)).await;
+    send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Close(close)) => return close,
+                Ok(Message::Text(text)) => assert!(
+                    !text.contains(r#""type":"snapshot""#),
+                    "an expired session is served nothing: {text}"
+                ),
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within 10 s")
+    .expect("a close frame with a status");
+    assert_eq!(u16::from(close.code), 1008, "{close:?}");
+    assert!(close.reason.contains("expired"), "{close:?}");
+}
+
 #[actix_web::test]
 async fn a_shutdown_closes_dashboards_with_going_away() {
     let app = spawn_app().await;

@@ -323,6 +323,33 @@ async fn timeline_filters_by_kind_and_date() {
         )
         .await;
     assert_eq!(r.problem(422, "validation_failed")["field"], "from");
+    // Instants PostgreSQL cannot hold, in a parameter or in a hand-made cursor.
+    use customer360::view::cursor::hex_encode;
+    for (query, field) in [
+        ("from=-5000-01-01".to_owned(), "from"),
+        ("to=-200000-01-01".to_owned(), "to"),
+        (
+            format!("cursor={}", hex_encode("-8000000000000000000|order|1")),
+            "cursor",
+        ),
+    ] {
+        for list in ["timeline", "orders", "support", "notes"] {
+            if list != "timeline" && field != "cursor" {
+                continue;
+            }
+            let r = app
+                .get(
+                    &format!("/api/admin/customers/{id}/{list}?{query}"),
+                    Role::Admin,
+                )
+                .await;
+            assert_eq!(
+                r.problem(422, "validation_failed")["field"],
+                field,
+                "{list}?{query}"
+            );
+        }
+    }
 
     let notes_path = format!("/api/admin/customers/{id}/timeline?types=note");
     assert_eq!(

@@ -101,6 +101,7 @@ impl JwtKeys {
             id: claims.sub,
             name: claims.name,
             role: claims.role,
+            expires_at: claims.exp,
         })
     }
 }
@@ -111,9 +112,16 @@ pub struct AuthAdmin {
     pub id: String,
     pub name: String,
     pub role: Role,
+    /// The token's `exp` (Unix seconds): a WebSocket outliving it is closed.
+    pub expires_at: i64,
 }
 
 impl AuthAdmin {
+    /// Whether the token has expired by `now` (Unix seconds), with the leeway `verify` allows.
+    pub fn expired(&self, now: i64) -> bool {
+        now > self.expires_at.saturating_add(LEEWAY_SECS as i64)
+    }
+
     /// 403 naming the permission unless the admin's role has it.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.role.can(permission) {
@@ -177,7 +185,8 @@ mod tests {
             AuthAdmin {
                 id: "ann".into(),
                 name: "Ann".into(),
-                role: Role::Support
+                role: Role::Support,
+                expires_at: Utc::now().timestamp() + 3600,
             }
         );
     }
@@ -243,7 +252,10 @@ mod tests {
             id: "x".into(),
             name: "X".into(),
             role: Role::Analyst,
+            expires_at: 0,
         };
+        assert!(!analyst.expired(LEEWAY_SECS as i64), "within the leeway");
+        assert!(analyst.expired(LEEWAY_SECS as i64 + 1));
         assert!(analyst.require(Permission::Export).is_ok());
         let err = analyst.require(Permission::CreateTags).unwrap_err();
         assert!(err.detail().contains("create_tags"));

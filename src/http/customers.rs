@@ -92,21 +92,29 @@ fn parse_int(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> 
         .transpose()
 }
 
-/// ISO 8601 instant or date (a date means its midnight, UTC).
+/// ISO 8601 instant or date (a date means its midnight, UTC), in the years 1 to 9999.
 pub fn parse_instant(field: &str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc));
+    let instant = match DateTime::parse_from_rfc3339(value) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc()),
+    };
+    match instant {
+        Some(t) if cursor::within_years(&t) => Ok(t),
+        Some(_) => Err(ApiError::validation(
+            field,
+            format!("{field} must lie between the years 1 and 9999, got '{value}'"),
+        )),
+        None => Err(ApiError::validation(
+            field,
+            format!(
+                "{field} must be an ISO 8601 date (2026-11-24) or date-time with an offset \
+                 (2026-11-24T19:00:00Z), got '{value}'"
+            ),
+        )),
     }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| {
-            ApiError::validation(
-                field,
-                format!("{field} must be an ISO 8601 date or date-time, got '{value}'"),
-            )
-        })
 }
 
 type Id = web::Path<i64>;

@@ -9,14 +9,10 @@ use serde::Deserialize;
 use crate::http::auth::{JwtKeys, bearer_token};
 use crate::http::errors::ApiError;
 use crate::http::sliced_body::SlicedBody;
-use crate::realtime::outgoing;
+use crate::realtime::outgoing::{self, TOO_BIG_LIMIT};
 use crate::realtime::registry::HubRegistry;
 use crate::realtime::session::DashboardSession;
 use crate::startup::AppState;
-
-/// Largest frame the codec accepts; the protocol's own 64 KiB limit is checked above it so an
-/// oversized frame gets an error frame instead of a closed connection.
-const CODEC_FRAME_LIMIT: usize = 1024 * 1024;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -69,7 +65,11 @@ pub async fn connect(
         state.pool.clone(),
         (out, closer),
         state.shutdown.clone(),
-        stream.max_frame_size(CODEC_FRAME_LIMIT),
+        // Messages in several frames are joined (RFC 6455, 5.4), up to the same limit as one.
+        stream
+            .max_frame_size(TOO_BIG_LIMIT)
+            .aggregate_continuations()
+            .max_continuation_size(TOO_BIG_LIMIT),
     );
     Ok(head.set_body(SlicedBody::new(body)).map_into_boxed_body())
 }

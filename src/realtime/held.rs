@@ -20,7 +20,9 @@ pub type Slices = BTreeMap<String, Arc<str>>;
 
 /// Deltas kept per projection for clients reconnecting with `since`…
 pub const HISTORY: usize = 64;
-/// …and at most this many bytes of them: a hub's memory must not grow with its traffic.
+/// …and at most this many bytes of them, or the size of the view itself if that is less: a
+/// replay longer than the view costs the client more than a snapshot of it, so older deltas
+/// would only hold memory (at 500 changes/s, tens of kilobytes per projection).
 pub const HISTORY_BYTES: usize = 64 * 1024;
 
 /// One slice as a projection shows it: its text, and its value when that differs from the
@@ -239,11 +241,14 @@ impl Projection {
         ops
     }
 
-    /// Keeps a delta for resuming sessions, within the count and byte bounds.
+    /// Keeps a delta for resuming sessions, within the count and byte bounds; the latest is
+    /// always kept.
     pub fn record(&mut self, frame: ByteString) {
         self.history.push_back((self.version, frame));
+        let view: usize = self.slices.values().map(|text| text.len()).sum();
+        let bound = HISTORY_BYTES.min(view);
         let mut bytes: usize = self.history.iter().map(|(_, f)| f.len()).sum();
-        while self.history.len() > HISTORY || (bytes > HISTORY_BYTES && self.history.len() > 1) {
+        while self.history.len() > HISTORY || (bytes > bound && self.history.len() > 1) {
             if let Some((_, dropped)) = self.history.pop_front() {
                 bytes -= dropped.len();
             }
@@ -326,6 +331,37 @@ mod tests {
 
         let again = p_admin.update(renderer.render(&admin).unwrap(), &next, &mut cache);
         assert!(again.is_empty(), "an unchanged text gives no operation");
+    }
+
+    #[test]
+    fn deltas_are_kept_up_to_the_size_of_the_view() {
+        let mut clear = Slices::new();
+        store_clear(
+            &mut clear,
+            &values(json!({"notes": {"body": "x".repeat(1_000)}})),
+        );
+        let key = ProjectionKey::for_viewer("z", Role::Admin, &BTreeSet::new());
+        let mut p = Projection::build(&key, &clear, "e1".into()).unwrap();
+        let view: usize = p.slices.values().map(|t| t.len()).sum();
+        for _ in 0..10 {
+            p.version += 1;
+            p.record(ByteString::from("d".repeat(300)));
+        }
+        let kept: usize = p.history.iter().map(|(_, f)| f.len()).sum();
+        assert!(kept <= view, "{kept} bytes kept for a view of {view}");
+        assert_eq!(p.history.len(), view / 300, "as many as fit");
+        assert_eq!(
+            p.history.back().map(|(v, _)| *v),
+            Some(10),
+            "the latest kept"
+        );
+        p.version += 1;
+        p.record(ByteString::from("d".repeat(5_000)));
+        assert_eq!(
+            p.history.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            [11],
+            "a delta larger than the view is kept alone"
+        );
     }
 
     #[test]

@@ -63,10 +63,22 @@ pub enum Ending {
     /// 1001 Going Away: the server is shutting down, so the client should reconnect (to
     /// another node, or to this one once it is back).
     GoingAway,
+    /// 1008 Policy Violation: the session's token has expired; the client needs a new one.
+    Expired,
+    /// 1009 Message Too Big: a client message over `TOO_BIG_LIMIT`.
+    TooBig,
 }
+
+/// The largest message (fragmented or not) a client may send; above the protocol's own 64 KiB,
+/// which is refused with an `error` frame on a session that stays open.
+pub const TOO_BIG_LIMIT: usize = 1024 * 1024;
 
 /// The reason 1001 closes carry.
 pub const GOING_AWAY_REASON: &str = "the server is shutting down; reconnect";
+/// The reason 1008 closes carry.
+pub const EXPIRED_REASON: &str = "the token has expired; reconnect with a new one";
+/// The reason 1009 closes carry.
+pub const TOO_BIG_REASON: &str = "a message may be at most 1 MiB";
 
 impl Closer {
     /// Sends a close frame saying why ahead of whatever is still queued, and ends the body
@@ -119,12 +131,15 @@ impl MessageBody for OutgoingBody {
         if let Poll::Ready(ending) = Pin::new(closed).poll(cx) {
             this.closed = None;
             this.queue.close();
+            let status = |code: u16, reason: &str| {
+                let mut payload = code.to_be_bytes().to_vec();
+                payload.extend_from_slice(reason.as_bytes());
+                payload
+            };
             let payload = match ending {
-                Ok(Ending::GoingAway) => {
-                    let mut payload = 1001u16.to_be_bytes().to_vec();
-                    payload.extend_from_slice(GOING_AWAY_REASON.as_bytes());
-                    payload
-                }
+                Ok(Ending::GoingAway) => status(1001, GOING_AWAY_REASON),
+                Ok(Ending::Expired) => status(1008, EXPIRED_REASON),
+                Ok(Ending::TooBig) => status(1009, TOO_BIG_REASON),
                 Ok(Ending::Plain) | Err(_) => Vec::new(),
             };
             return Poll::Ready(Some(Ok(encode(&payload, OpCode::Close))));

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_ws::{Message as WsMessage, ProtocolError};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError};
 use bytestring::ByteString;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::watch;
@@ -88,7 +88,7 @@ impl DashboardSession {
         pool: DbPool,
         (out, closer): (Outgoing, Closer),
         mut shutdown: watch::Receiver<bool>,
-        stream: actix_ws::MessageStream,
+        stream: AggregatedMessageStream,
     ) -> Addr<DashboardSession> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         DashboardSession::create(move |ctx| {
@@ -102,8 +102,7 @@ impl DashboardSession {
             };
             ctx.spawn(
                 actix::fut::wrap_future::<_, Self>(going_away).map(|(), act, ctx| {
-                    act.ending = Ending::GoingAway;
-                    ctx.stop();
+                    act.stop_with(Ending::GoingAway, ctx);
                 }),
             );
             DashboardSession {
@@ -298,6 +297,22 @@ impl DashboardSession {
         }));
     }
 
+    /// A token stays valid only until its `exp`, on a WebSocket as over HTTP: checked at every
+    /// heartbeat and before every client frame is read, so an expired session is closed within
+    /// `HEARTBEAT_INTERVAL` and acts on nothing once expired.
+    fn stop_if_expired(&mut self, ctx: &mut Context<Self>) -> bool {
+        let expired = self.admin.expired(chrono::Utc::now().timestamp());
+        if expired {
+            self.stop_with(Ending::Expired, ctx);
+        }
+        expired
+    }
+
+    fn stop_with(&mut self, ending: Ending, ctx: &mut Context<Self>) {
+        self.ending = ending;
+        ctx.stop();
+    }
+
     fn unwatch(&self, customer_id: i64) {
         metrics::gauge!("ws_subscriptions").decrement(1.0);
         self.tell(Unwatch {
@@ -352,6 +367,9 @@ impl Actor for DashboardSession {
     fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge!("ws_sessions").increment(1.0);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
+            if act.stop_if_expired(ctx) {
+                return;
+            }
             if act.heard.elapsed() > CLIENT_TIMEOUT {
                 tracing::debug!(session = act.id, "client timed out");
                 ctx.stop();
@@ -377,21 +395,31 @@ impl Actor for DashboardSession {
     }
 }
 
-impl StreamHandler<Result<WsMessage, ProtocolError>> for DashboardSession {
-    fn handle(&mut self, msg: Result<WsMessage, ProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for DashboardSession {
+    fn handle(&mut self, msg: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
         self.heard = Instant::now();
+        if self.stop_if_expired(ctx) {
+            return;
+        }
         match msg {
-            Ok(WsMessage::Text(text)) => self.handle_text(&text, ctx),
-            Ok(WsMessage::Binary(_)) => self.error(
+            Ok(AggregatedMessage::Text(text)) => self.handle_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => self.error(
                 ErrorCode::BadRequest,
                 "binary frames are not supported; send JSON text",
                 None,
             ),
-            Ok(WsMessage::Ping(bytes)) => {
+            Ok(AggregatedMessage::Ping(bytes)) => {
                 self.answer(OutFrame::pong(&bytes), |owed| &mut owed.websocket, ctx)
             }
-            Ok(WsMessage::Close(_)) | Err(_) => ctx.stop(),
-            Ok(_) => {}
+            Ok(AggregatedMessage::Pong(_)) => {}
+            // A frame over the codec's limit, or a fragmented message over it (actix-ws reports
+            // that as an error of kind `Other`; a failing socket has kinds of its own): the
+            // client is told why in the close frame.
+            Err(ProtocolError::Overflow) => self.stop_with(Ending::TooBig, ctx),
+            Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::Other => {
+                self.stop_with(Ending::TooBig, ctx)
+            }
+            Ok(AggregatedMessage::Close(_)) | Err(_) => ctx.stop(),
         }
     }
 

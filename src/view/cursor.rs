@@ -1,7 +1,7 @@
 //! Opaque pagination cursors: the sort key of the last item of a page, hex-encoded so clients
 //! treat it as a token rather than something to edit.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use crate::http::errors::ApiError;
 
@@ -49,6 +49,7 @@ impl Cursor {
             .parse::<i64>()
             .ok()
             .and_then(DateTime::from_timestamp_micros)
+            .filter(within_years)
             .ok_or_else(bad)?;
         let id = id.parse::<i64>().map_err(|_| bad())?;
         Ok(Cursor {
@@ -57,6 +58,13 @@ impl Cursor {
             id,
         })
     }
+}
+
+/// Whether an instant lies in the years 1 to 9999, those ISO 8601 writes without expansion:
+/// PostgreSQL refuses some instants chrono reads ("timestamp out of range"), so every instant a
+/// client hands in is checked against these.
+pub fn within_years(t: &DateTime<Utc>) -> bool {
+    (1..=9999).contains(&t.year())
 }
 
 /// Lowercase hex of bytes.

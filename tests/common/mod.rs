@@ -385,6 +385,14 @@ impl TestApp {
         }
         self.send(req, None).await
     }
+    /// A request with any method, standard or not, and no token.
+    pub async fn request_raw(&self, method: &str, path: &str) -> TestResponse {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("a method token");
+        let req = self
+            .client
+            .request(method, format!("{}{path}", self.address));
+        self.send(req, None).await
+    }
     pub async fn get(&self, path: &str, role: Role) -> TestResponse {
         self.get_raw(path, Some(&format!("Bearer {}", self.token(role))))
             .await
