@@ -419,6 +419,106 @@ async fn catalog_renames_reach_the_dashboards_that_show_them() {
     .await;
 }
 
+/// Others' private notes take no place on a viewer's page: with more private notes by an admin
+/// than a page holds, every role still sees its own first page of the timeline (as the
+/// timeline route gives it) and its own notes and count, from Postgres, from the live hub and
+/// over the WebSocket, before and after a change.
+#[actix_web::test]
+async fn others_private_notes_take_no_place_on_a_viewers_page() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let sql = app.db.sql().await;
+    sql.batch_execute(&format!(
+        "INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents, placed_at)
+             SELECT {id}, 'P-' || g, 'delivered', 100, 100, now() - interval '30 days' + g * interval '1 minute'
+             FROM generate_series(1, 30) g;
+         INSERT INTO customer_notes (customer_id, author_id, author_name, body, visibility, created_at)
+             SELECT {id}, 'admin-1', 'admin Tester', 'secret ' || g, 'private', now() - interval '1 day' + g * interval '1 minute'
+             FROM generate_series(1, 25) g;
+         INSERT INTO customer_notes (customer_id, author_id, author_name, body, visibility, created_at)
+             SELECT {id}, 'marketing-1', 'marketing Tester', 'mine ' || g, 'private', now() - interval '2 days' + g * interval '1 minute'
+             FROM generate_series(1, 2) g;
+         INSERT INTO customer_notes (customer_id, author_id, author_name, body, created_at)
+             VALUES ({id}, 'support-1', 'support Tester', 'for everyone', now() - interval '3 days');"
+    ))
+    .await
+    .expect("events and notes");
+    derived_state_published(&sql, id).await;
+    let roles = [
+        (Role::Analyst, 1),
+        (Role::Support, 1),
+        (Role::Marketing, 3),
+        (Role::Admin, 28),
+    ];
+    let timeline_path = format!("/api/admin/customers/{id}/timeline");
+    let view_path = format!("/api/admin/customers/{id}/360");
+    let check = |view: &Value, timeline: &Value, role: Role, notes: usize| {
+        assert_eq!(view["timeline"], *timeline, "{role:?}'s timeline");
+        assert_eq!(
+            view["timeline"]["events"].as_array().map(Vec::len),
+            Some(20),
+            "{role:?}: a full page"
+        );
+        assert_eq!(view["notes"]["total"], notes, "{role:?}'s notes");
+        assert_eq!(
+            view["notes"]["items"].as_array().map(Vec::len),
+            Some(notes),
+            "{role:?}'s notes"
+        );
+        assert!(
+            view["timeline"].get("private").is_none() && view["notes"].get("private").is_none(),
+            "{role:?}: nothing held apart leaves the server"
+        );
+    };
+    // From Postgres (and the read cache), before any hub exists.
+    for (role, notes) in roles {
+        let timeline = app.get(&timeline_path, role).await.json();
+        check(
+            &app.get(&view_path, role).await.json(),
+            &timeline,
+            role,
+            notes,
+        );
+    }
+    // From the live hub, over the WebSocket and HTTP.
+    let mut watchers = Vec::new();
+    for (role, notes) in roles {
+        let mut ws = connect(&app, role).await;
+        let (view, version) = subscribe(&mut ws, id).await;
+        let timeline = app.get(&timeline_path, role).await.json();
+        check(&view, &timeline, role, notes);
+        check(
+            &app.get(&view_path, role).await.json(),
+            &timeline,
+            role,
+            notes,
+        );
+        watchers.push((role, notes, ws, view, version));
+    }
+    // A new private note of the admin moves nobody else's page; a public one moves everyone's.
+    for (body, visibility) in [("secret 26", "private"), ("news for all", "public")] {
+        let r = app
+            .post_json(
+                &format!("/api/admin/customers/{id}/notes"),
+                Role::Admin,
+                &json!({"body": body, "visibility": visibility}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    for (role, notes, ws, view, version) in &mut watchers {
+        let notes = *notes + if *role == Role::Admin { 2 } else { 1 };
+        converge(&app, ws, *role, id, view, version, |v| {
+            v["timeline"]["events"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["summary"] == "news for all"))
+        })
+        .await;
+        let timeline = app.get(&timeline_path, *role).await.json();
+        check(view, &timeline, *role, notes);
+    }
+}
+
 /// A snapshot several times the size of the slices the server writes it in (so that no
 /// connection's write buffer outgrows its first 8 KiB) arrives whole, and the session stays live.
 #[actix_web::test]

@@ -83,7 +83,10 @@ impl<'a> Renderer<'a> {
                 masking: key.masking,
                 notes: key.notes.clone(),
             };
-            let rendered = self.shaped(projection.project(&Value::Object(part)));
+            let projected = projection
+                .project(&Value::Object(part))
+                .map_err(|e| format!("a held notes or timeline slice does not parse: {e}"))?;
+            let rendered = self.shaped(projected);
             self.by_scope.insert(key.notes.clone(), rendered);
         }
         let mut out: Vec<Rendered> = self
@@ -290,11 +293,17 @@ mod tests {
         }
     }
 
+    /// A private note of author `a`, as the notes slice holds it.
+    fn private_note() -> Value {
+        json!({"id": 1, "author_id": "a", "author_name": "A", "body": "x", "visibility": "private",
+               "pinned": false, "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:00:00Z"})
+    }
+
     #[test]
     fn slices_no_projection_changes_are_held_once_and_diffed_once() {
         let first = values(json!({
             "orders": {"items": [{"id": 1}]},
-            "notes": {"total": 1, "items": [{"author_id": "a", "visibility": "private", "body": "x"}]},
+            "notes": {"total": 0, "items": [], "private": [private_note()], "private_counts": {"a": 1}},
         }));
         let mut clear = Slices::new();
         store_clear(&mut clear, &first);
@@ -338,7 +347,7 @@ mod tests {
         let mut clear = Slices::new();
         store_clear(
             &mut clear,
-            &values(json!({"notes": {"body": "x".repeat(1_000)}})),
+            &values(json!({"tags": [{"name": "x".repeat(1_000)}]})),
         );
         let key = ProjectionKey::for_viewer("z", Role::Admin, &BTreeSet::new());
         let mut p = Projection::build(&key, &clear, "e1".into()).unwrap();

@@ -11,6 +11,8 @@ use serde_json::Value;
 use crate::db::enums::NoteVisibility;
 use crate::domain::masking::Masking;
 use crate::domain::roles::{Permission, Role};
+use crate::view::notes::NotesSlice;
+use crate::view::timeline::TimelinePage;
 
 /// Which private notes a projection keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,36 +52,24 @@ impl ProjectionKey {
     }
 
     /// The view (or the slices of it given) of this projection, from the hub's view of the
-    /// same masking class.
-    pub fn project(&self, view: &Value) -> Value {
+    /// same masking class: the notes and the timeline as loaded for every viewer, narrowed to
+    /// the private notes this projection reads.
+    pub fn project(&self, view: &Value) -> Result<Value, serde_json::Error> {
+        let reads = |author: &str| match &self.notes {
+            NotesScope::All => true,
+            NotesScope::PublicOnly => false,
+            NotesScope::Own(viewer) => viewer == author,
+        };
         let mut out = view.clone();
-        let own = match &self.notes {
-            NotesScope::All => return out,
-            NotesScope::PublicOnly => None,
-            NotesScope::Own(viewer) => Some(viewer.as_str()),
-        };
-        let keep = |item: &Value| match private_author(item) {
-            Some(author) => Some(author) == own,
-            None => true,
-        };
-        if let Some(items) = out
-            .pointer_mut("/notes/items")
-            .and_then(Value::as_array_mut)
-        {
-            let before = items.len();
-            items.retain(keep);
-            let removed = (before - items.len()) as i64;
-            if let Some(total) = out.pointer_mut("/notes/total") {
-                *total = Value::from(total.as_i64().unwrap_or(0) - removed);
-            }
+        if let Some(slice) = out.get_mut("notes") {
+            let notes: NotesSlice = serde_json::from_value(slice.take())?;
+            *slice = serde_json::to_value(notes.narrowed(reads))?;
         }
-        if let Some(events) = out
-            .pointer_mut("/timeline/events")
-            .and_then(Value::as_array_mut)
-        {
-            events.retain(keep);
+        if let Some(slice) = out.get_mut("timeline") {
+            let page: TimelinePage = serde_json::from_value(slice.take())?;
+            *slice = serde_json::to_value(page.narrowed(reads))?;
         }
-        out
+        Ok(out)
     }
 }
 
@@ -98,7 +88,7 @@ fn private_author(item: &Value) -> Option<&str> {
 
 /// The authors of the private notes and note events in a notes or timeline slice.
 pub fn private_authors_in(slice: &Value, into: &mut BTreeSet<String>) {
-    for list in ["items", "events"] {
+    for list in ["items", "events", "private"] {
         for item in slice[list].as_array().into_iter().flatten() {
             if let Some(author) = private_author(item) {
                 into.insert(author.to_owned());
@@ -112,12 +102,25 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn note(id: i64, author: &str, visibility: &str) -> Value {
+        json!({"id": id, "author_id": author, "author_name": author, "body": "x",
+               "visibility": visibility, "pinned": false,
+               "created_at": format!("2026-12-0{id}T10:00:00Z"), "updated_at": "2026-12-01T10:00:00Z"})
+    }
+
+    fn event(kind: &str, id: i64, author: Option<&str>) -> Value {
+        json!({"id": format!("{kind}:{id}"), "kind": kind, "entity_id": id,
+               "at": format!("2026-12-0{id}T10:00:00Z"), "title": "", "summary": "", "icon": "",
+               "link": "", "author_id": author, "visibility": author.map(|_| "private")})
+    }
+
+    /// Notes and timeline as loaded for every viewer: a public note by b, a private one by a.
     fn view() -> Value {
         json!({
-            "notes": {"total": 2, "items": [
-                {"author_id": "a", "visibility": "private", "body": "x"},
-                {"author_id": "b", "visibility": "public", "body": "y"}]},
-            "timeline": {"events": [{"kind": "note", "author_id": "a", "visibility": "private"}, {"kind": "order", "author_id": null, "visibility": null}]}
+            "notes": {"total": 1, "items": [note(1, "b", "public")],
+                      "private": [note(2, "a", "private")], "private_counts": {"a": 1}},
+            "timeline": {"events": [event("order", 1, None)], "next_cursor": null,
+                         "private": [event("note", 2, Some("a"))]}
         })
     }
 
@@ -130,15 +133,24 @@ mod tests {
         assert_eq!(authors.iter().collect::<Vec<_>>(), ["a"]);
         let b = ProjectionKey::for_viewer("b", Role::Support, &authors);
         assert_eq!(b.notes, NotesScope::PublicOnly);
-        let b = b.project(&view);
+        let b = b.project(&view).unwrap();
         assert_eq!(b["notes"]["total"], 1);
+        assert_eq!(b["notes"]["items"].as_array().map(Vec::len), Some(1));
         assert_eq!(b["timeline"]["events"].as_array().map(Vec::len), Some(1));
+        assert!(b["notes"].get("private").is_none() && b["timeline"].get("private").is_none());
         let a = ProjectionKey::for_viewer("a", Role::Marketing, &authors);
         assert_eq!(a.notes, NotesScope::Own("a".into()));
-        assert_eq!(a.project(&view)["notes"]["total"], 2);
+        let a = a.project(&view).unwrap();
+        assert_eq!(a["notes"]["total"], 2);
+        assert_eq!(a["notes"]["items"][0]["id"], 2, "newest first");
+        assert_eq!(a["timeline"]["events"][0]["id"], "note:2");
         let admin = ProjectionKey::for_viewer("z", Role::Admin, &authors);
         assert_eq!(admin.notes, NotesScope::All);
-        assert_eq!(admin.project(&view), view);
+        assert_eq!(
+            admin.project(&view).unwrap(),
+            a,
+            "the author and admins read the same"
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::redis_link::RedisLink;
 pub const TTL_SECS: u64 = 30;
 
 fn view_key(redis: &RedisLink, customer_id: i64, masking: Masking) -> String {
-    redis.key(&format!("view:{customer_id}:{}", masking.as_str()))
+    // v2: the notes and timeline hold private notes apart; an earlier release's entries, in
+    // the old shape, are not read.
+    redis.key(&format!("view:v2:{customer_id}:{}", masking.as_str()))
 }
 
 pub fn generation_key(redis: &RedisLink, customer_id: i64) -> String {

@@ -167,9 +167,10 @@ impl CustomerView {
 }
 
 /// Loads the whole view of a customer for one masking class, all slices from one snapshot (a
-/// read-only repeatable-read transaction) so they agree with each other. Private notes of every
-/// author are included; `NotesSlice::visible_to` narrows them per viewer before anything leaves
-/// the server. `Err(NotFound)` when there is no such customer.
+/// read-only repeatable-read transaction) so they agree with each other. The notes and the
+/// timeline hold every author's private notes apart from the public ones; `for_viewer` folds
+/// in those each viewer may read before anything leaves the server. `Err(NotFound)` when there
+/// is no such customer.
 pub async fn load(
     conn: &mut AsyncPgConnection,
     customer_id: i64,
@@ -192,8 +193,6 @@ async fn load_in_snapshot(
     now: DateTime<Utc>,
 ) -> QueryResult<CustomerView> {
     let start = cursor::Cursor::start();
-    // Every author's private notes: the view is shared by all viewers of a masking class.
-    let timeline_query = timeline::TimelineQuery::first_page(true);
     let (
         profile,
         facts,
@@ -214,7 +213,7 @@ async fn load_in_snapshot(
         loyalty::load(conn, customer_id, now),
         marketing::load(conn, customer_id),
         support::load_page(conn, customer_id, &start, cursor::DEFAULT_LIMIT),
-        timeline::load_page(conn, customer_id, &timeline_query),
+        timeline::load_shared(conn, customer_id),
         analytics::load(conn, customer_id),
         insights::load_history(conn, customer_id, now),
         notes::load(conn, customer_id),
@@ -467,9 +466,7 @@ async fn slices_in_snapshot(
         now,
     } = round;
     let start = cursor::Cursor::start();
-    let timeline_query = timeline::TimelineQuery::first_page(true);
     let start = &start;
-    let timeline_query = &timeline_query;
     let mut loads: Vec<Loaded<'_>> = Vec::new();
     let wants = |s: Slice| slices.contains(&s);
     if wants(Slice::Profile) {
@@ -564,9 +561,7 @@ async fn slices_in_snapshot(
                         timeline::refresh_first_page(conn, customer_id, shown, changed, read_kinds)
                             .await?
                     }
-                    TimelineRead::Whole => {
-                        timeline::load_page(conn, customer_id, timeline_query).await?
-                    }
+                    TimelineRead::Whole => timeline::load_shared(conn, customer_id).await?,
                 };
                 Ok(vec![("timeline", to_json(page)?)])
             }

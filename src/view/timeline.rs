@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::db::enums::NoteVisibility;
-use crate::domain::roles::Role;
+use crate::domain::roles::{Permission, Role};
 use crate::view::cursor::{Cursor, DEFAULT_LIMIT, finish_page};
-use crate::view::{JsonRow, decode, notes};
+use crate::view::{JsonRow, decode};
 
 /// Every kind of timeline event.
 pub const KINDS: [&str; 9] = [
@@ -46,6 +46,12 @@ pub struct TimelineEvent {
 pub struct TimelinePage {
     pub events: Vec<TimelineEvent>,
     pub next_cursor: Option<String>,
+    /// The first page as loaded for every viewer (`load_shared`) holds the public events in
+    /// `events` and, here, each author's newest private note events, folded in per viewer by
+    /// `narrowed`; never sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
+    pub private: Vec<TimelineEvent>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +100,10 @@ struct Source {
     rows: &'static str,
 }
 
+/// A note event's data, public or private.
+const NOTE_DATA: &str = "jsonb_build_object('author_id', author_id, 'author_name', author_name, \
+                         'visibility', visibility, 'pinned', pinned, 'excerpt', left(body, 140))";
+
 const SOURCES: [Source; 9] = [
     Source {
         kind: "order",
@@ -136,8 +146,7 @@ const SOURCES: [Source; 9] = [
         kind: "note",
         at: "created_at",
         id: "id",
-        data: "jsonb_build_object('author_id', author_id, 'author_name', author_name, \
-               'visibility', visibility, 'pinned', pinned, 'excerpt', left(body, 140))",
+        data: NOTE_DATA,
         rows: "customer_notes WHERE customer_id = $1 AND (visibility = 'public' OR $9 OR author_id = $10)",
     },
     Source {
@@ -216,7 +225,52 @@ pub async fn load_page(
     Ok(TimelinePage {
         events,
         next_cursor,
+        private: Vec::new(),
     })
+}
+
+/// Each author's newest private note events, a page and one each: with the public page, what
+/// any viewer's first page is made of (`TimelinePage::narrowed`).
+static PRIVATE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let data = NOTE_DATA;
+    format!(
+        "SELECT coalesce(jsonb_agg(jsonb_build_object('at', at, 'kind', 'note', 'id', id, 'data', data)
+                ORDER BY at DESC, id DESC), '[]') AS data
+         FROM (SELECT created_at AS at, id, {data} AS data,
+                      row_number() OVER (PARTITION BY author_id ORDER BY created_at DESC, id DESC) AS rank
+               FROM customer_notes WHERE customer_id = $1 AND visibility = 'private') p
+         WHERE rank <= $2"
+    )
+});
+
+async fn load_private(
+    mut conn: &AsyncPgConnection,
+    customer_id: i64,
+) -> QueryResult<Vec<TimelineEvent>> {
+    let row = prepared(
+        PRIVATE_SQL.as_str(),
+        vec![
+            bind::<BigInt, _>(customer_id),
+            bind::<BigInt, _>(DEFAULT_LIMIT + 1),
+        ],
+    )
+    .get_result::<JsonRow>(&mut conn)
+    .await?;
+    let raw: Vec<RawEvent> = decode(row)?;
+    Ok(raw
+        .into_iter()
+        .map(|e| format_event(customer_id, e))
+        .collect())
+}
+
+/// The first page as loaded for every viewer: public events, and private notes apart.
+pub async fn load_shared(conn: &AsyncPgConnection, customer_id: i64) -> QueryResult<TimelinePage> {
+    let q = TimelineQuery::first_page(false);
+    let (page, private) = futures_util::try_join!(
+        load_page(conn, customer_id, &q),
+        load_private(conn, customer_id)
+    )?;
+    Ok(TimelinePage { private, ..page })
 }
 
 /// Up to a page and one of the events `sql` reads, newest first, formatted.
@@ -308,10 +362,11 @@ impl ReadKinds {
     }
 }
 
-/// The first page as hubs hold it (every private note) after changes to events of the
-/// `changed` kinds only: those kinds are read again (one statement each, unless `read` holds
-/// them from this snapshot already), and the other events are kept from `shown`, the page as
-/// it was. When `merge_first_page` cannot vouch for the result, the whole page is read instead.
+/// The first page as hubs hold it (`load_shared`) after changes to events of the `changed`
+/// kinds only: those kinds are read again (one statement each, unless `read` holds them from
+/// this snapshot already), and the other events are kept from `shown`, the page as it was.
+/// When `merge_first_page` cannot vouch for the result, the whole page is read instead. The
+/// private notes are read again when notes changed, and kept from `shown` otherwise.
 pub async fn refresh_first_page(
     conn: &AsyncPgConnection,
     customer_id: i64,
@@ -319,7 +374,28 @@ pub async fn refresh_first_page(
     changed: &Changed,
     read: &ReadKinds,
 ) -> QueryResult<TimelinePage> {
-    let q = TimelineQuery::first_page(true);
+    let private = async {
+        if changed.kinds.contains(&"note") {
+            load_private(conn, customer_id).await
+        } else {
+            Ok(shown.private.clone())
+        }
+    };
+    let (page, private) = futures_util::try_join!(
+        refresh_public_page(conn, customer_id, shown, changed, read),
+        private
+    )?;
+    Ok(TimelinePage { private, ..page })
+}
+
+async fn refresh_public_page(
+    conn: &AsyncPgConnection,
+    customer_id: i64,
+    shown: &TimelinePage,
+    changed: &Changed,
+    read: &ReadKinds,
+) -> QueryResult<TimelinePage> {
+    let q = TimelineQuery::first_page(false);
     let missing: Option<Vec<(&'static str, &'static str)>> = {
         let read = read.lock();
         changed
@@ -406,19 +482,49 @@ pub fn merge_first_page(
     Some(TimelinePage {
         events,
         next_cursor,
+        private: Vec::new(),
     })
 }
 
 impl TimelinePage {
-    /// Drops note events this viewer may not read.
-    pub fn visible_to(mut self, viewer_id: &str, role: Role) -> TimelinePage {
-        self.events.retain(|e| match (&e.author_id, e.visibility) {
-            (Some(author), Some(visibility)) => {
-                notes::visible_to(visibility, author, viewer_id, role)
-            }
+    /// The first page as this viewer may read it.
+    pub fn visible_to(self, viewer_id: &str, role: Role) -> TimelinePage {
+        let others = role.can(Permission::SeeOthersPrivateNotes);
+        self.narrowed(|author| others || author == viewer_id)
+    }
+
+    /// The first page for a viewer who reads the private notes of the authors `reads` accepts.
+    ///
+    /// Why it is exact: an event on that viewer's page has fewer than a page of the viewer's
+    /// events before it, so fewer than a page of public events (all held, or the page held
+    /// says more follow) and of its author's private notes (a page and one of each author's are
+    /// held). Whether more follow: yes when the public page says so, or when more than a page
+    /// is held for the viewer; otherwise every event the viewer may read is held.
+    pub fn narrowed(self, reads: impl Fn(&str) -> bool) -> TimelinePage {
+        let TimelinePage {
+            mut events,
+            next_cursor,
+            private,
+        } = self;
+        let readable = |e: &TimelineEvent| match (&e.author_id, e.visibility) {
+            (Some(author), Some(NoteVisibility::Private)) => reads(author),
             _ => true,
+        };
+        // `events` holds public events only; a private note there is refused all the same.
+        events.retain(readable);
+        let public_had_more = next_cursor.is_some();
+        events.extend(private.into_iter().filter(readable));
+        events.sort_by(newest_first);
+        let next_cursor = finish_page(&mut events, DEFAULT_LIMIT, cursor_of).or_else(|| {
+            public_had_more
+                .then(|| events.last().map(|e| cursor_of(e).encode()))
+                .flatten()
         });
-        self
+        TimelinePage {
+            events,
+            next_cursor,
+            private: Vec::new(),
+        }
     }
 }
 
@@ -588,6 +694,7 @@ mod tests {
         TimelinePage {
             events,
             next_cursor,
+            private: Vec::new(),
         }
     }
 
@@ -648,6 +755,80 @@ mod tests {
         };
         let page = merge_first_page(&shown, &updated, fresh, 2);
         assert_eq!(page, Some(shown));
+    }
+
+    /// A note event by `author` (one of a few), public or private.
+    fn note(id: i64, secs: i64, author: usize, private: bool) -> TimelineEvent {
+        TimelineEvent {
+            author_id: Some(["ann", "bob", "cy"][author % 3].to_owned()),
+            visibility: Some(if private {
+                NoteVisibility::Private
+            } else {
+                NoteVisibility::Public
+            }),
+            ..event("note", id, secs, "")
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Every viewer's first page, folded from the page loaded for all (`load_shared`: the
+        /// public page, each author's newest private notes apart), is the page the viewer's own
+        /// query reads: others' private notes take no place on it and hide nothing behind it.
+        #[test]
+        fn every_viewer_reads_the_page_of_their_own_query(
+            events in proptest::collection::vec(
+                (0usize..KINDS.len(), 0i64..80, 0usize..3, any::<bool>()),
+                0..90,
+            ),
+        ) {
+            let all: Vec<TimelineEvent> = events
+                .iter()
+                .enumerate()
+                .map(|(id, (kind, secs, author, private))| match KINDS[*kind] {
+                    "note" => note(id as i64, *secs, *author, *private),
+                    other => event(other, id as i64, *secs, ""),
+                })
+                .collect();
+            let is_private =
+                |e: &TimelineEvent| e.visibility == Some(NoteVisibility::Private);
+            let public: Vec<TimelineEvent> = all.iter().filter(|e| !is_private(e)).cloned().collect();
+            let mut private = Vec::new();
+            for author in ["ann", "bob", "cy"] {
+                let mut theirs: Vec<TimelineEvent> = all
+                    .iter()
+                    .filter(|e| is_private(e) && e.author_id.as_deref() == Some(author))
+                    .cloned()
+                    .collect();
+                theirs.sort_by(newest_first);
+                theirs.truncate(DEFAULT_LIMIT as usize + 1);
+                private.extend(theirs);
+            }
+            let shared = TimelinePage { private, ..reference_page(&public, DEFAULT_LIMIT) };
+            for (viewer, role) in [
+                ("ann", Role::Support),
+                ("bob", Role::Marketing),
+                ("dee", Role::Analyst),
+                ("zed", Role::Admin),
+            ] {
+                let own_query: Vec<TimelineEvent> = all
+                    .iter()
+                    .filter(|e| match (&e.author_id, e.visibility) {
+                        (Some(author), Some(visibility)) => {
+                            crate::view::notes::visible_to(visibility, author, viewer, role)
+                        }
+                        _ => true,
+                    })
+                    .cloned()
+                    .collect();
+                prop_assert_eq!(
+                    shared.clone().visible_to(viewer, role),
+                    reference_page(&own_query, DEFAULT_LIMIT),
+                    "{} as {:?}", viewer, role
+                );
+            }
+        }
     }
 
     proptest! {
