@@ -218,4 +218,14 @@ pub struct DemoConfig {
 pub struct AppConfig {
     pub common: CommonConfig,
     pub serve: ServeConfig,
+    pub bus: Bus,
+}
+
+/// Where change events travel and the read cache and presence live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bus {
+    /// Redis at `--redis-url`: what `serve` always uses, retrying while Redis is down.
+    Redis,
+    /// This process alone: a single-node `demo` that found no Redis.
+    InProcess,
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod derived;
 pub mod domain;
+pub mod embedded;
 pub mod export;
 pub mod http;
 pub mod realtime;

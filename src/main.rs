@@ -4,10 +4,11 @@ use anyhow::Context;
 use clap::Parser;
 
 use customer360::config::{
-    AppConfig, Cli, Command, CommonConfig, DemoConfig, PoolConfig, SeedConfig, SegmentsAction,
+    AppConfig, Bus, Cli, Command, CommonConfig, DemoConfig, PoolConfig, SeedConfig, SegmentsAction,
 };
 use customer360::domain::roles::Role;
 use customer360::http::auth::JwtKeys;
+use customer360::redis_link::RedisLink;
 use customer360::startup::Application;
 use customer360::{db, seed, simulate, telemetry};
 
@@ -30,6 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = Application::build(AppConfig {
                 common: cli.common,
                 serve,
+                bus: Bus::Redis,
             })
             .await?;
             tracing::info!(port = app.port(), "customer360 listening");
@@ -141,9 +143,11 @@ async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> 
     }
     let keys = JwtKeys::new(&common.jwt_secret);
     let database_url = common.database_url.clone();
+    let bus = demo_bus(&common.redis_url, &demo.serve.redis_prefix).await;
     let app = Application::build(AppConfig {
         common,
         serve: demo.serve,
+        bus,
     })
     .await?;
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -184,6 +188,31 @@ async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> 
     println!("  simulating the platform at {DEMO_RATE} changes/s (orders, loyalty, tickets)\n");
     app.run_until_stopped().await?;
     Ok(())
+}
+
+/// Redis when it answers; otherwise, as DESIGN asks of `demo`, one node on an in-process bus
+/// and cache, said loudly (`serve` never falls back: it retries Redis and /readyz names it).
+async fn demo_bus(redis_url: &str, prefix: &str) -> Bus {
+    let answer = match RedisLink::new(redis_url, prefix) {
+        Ok(link) => tokio::time::timeout(std::time::Duration::from_secs(2), link.ping())
+            .await
+            .map_err(|_| "timed out".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string())),
+        Err(e) => Err(e.to_string()),
+    };
+    match answer {
+        Ok(()) => Bus::Redis,
+        Err(e) => {
+            let url = db::url::redact(redis_url);
+            tracing::warn!(redis = %url, error = %e, "Redis does not answer: the demo runs single-node on an in-process bus and cache");
+            eprintln!(
+                "\n!!! Redis does not answer at {url} ({e}).\n\
+                 !!! This demo runs SINGLE-NODE on an IN-PROCESS bus and cache: no other node sees its\n\
+                 !!! changes. Start Redis and restart the demo to run as `serve` does.\n"
+            );
+            Bus::InProcess
+        }
+    }
 }
 
 /// Changes per second the demo writes in the background.

@@ -1,11 +1,16 @@
 //! The node's Redis connection for commands (cache, presence, publishing): connected lazily and
 //! re-connected by the redis crate's `ConnectionManager`, so a Redis that is down at start-up or
-//! restarts later only makes the calls that need it fail (503) until it answers again.
+//! restarts later only makes the calls that need it fail (503) until it answers again. Or,
+//! for a `demo` that found no Redis, the in-process stand-in (`Embedded`) that each caller uses
+//! instead.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
+
+use crate::embedded::Embedded;
 
 /// How long one connection attempt or one command may take before it counts as "down".
 const REDIS_TIMEOUT: Duration = Duration::from_millis(1_000);
@@ -14,6 +19,7 @@ pub struct RedisLink {
     client: redis::Client,
     manager: Mutex<Option<ConnectionManager>>,
     prefix: String,
+    embedded: Option<Arc<Embedded>>,
 }
 
 impl RedisLink {
@@ -22,7 +28,21 @@ impl RedisLink {
             client: redis::Client::open(url)?,
             manager: Mutex::new(None),
             prefix: prefix.to_owned(),
+            embedded: None,
         })
+    }
+
+    /// A link that never contacts Redis: everything goes through an in-process stand-in.
+    pub fn in_process(url: &str, prefix: &str) -> anyhow::Result<RedisLink> {
+        Ok(RedisLink {
+            embedded: Some(Arc::new(Embedded::default())),
+            ..RedisLink::new(url, prefix)?
+        })
+    }
+
+    /// The in-process stand-in, when this link has one instead of Redis.
+    pub fn embedded(&self) -> Option<&Arc<Embedded>> {
+        self.embedded.as_ref()
     }
 
     /// The key or channel `name` under this deployment's prefix.
@@ -47,6 +67,9 @@ impl RedisLink {
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {
+        if self.embedded.is_some() {
+            return Ok(());
+        }
         let mut conn = self.connection().await?;
         redis::cmd("PING")
             .query_async::<String>(&mut conn)

@@ -18,7 +18,7 @@ use actix_web::{
 };
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::config::{AppConfig, DEV_JWT_SECRET};
+use crate::config::{AppConfig, Bus, DEV_JWT_SECRET};
 use crate::db::{self, DbPool};
 use crate::derived;
 use crate::http::{self, auth::JwtKeys};
@@ -79,10 +79,12 @@ impl Application {
             );
         }
         let pool = db::pool::build_pool(database_url, &config.serve.pool)?;
-        let redis = Arc::new(RedisLink::new(
-            &config.common.redis_url,
-            &config.serve.redis_prefix,
-        )?);
+        let redis = Arc::new(match config.bus {
+            Bus::Redis => RedisLink::new(&config.common.redis_url, &config.serve.redis_prefix)?,
+            Bus::InProcess => {
+                RedisLink::in_process(&config.common.redis_url, &config.serve.redis_prefix)?
+            }
+        });
         let (shutdown, shutdown_seen) = watch::channel(false);
         let state = web::Data::new(AppState {
             pool: pool.clone(),

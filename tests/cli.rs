@@ -1,5 +1,5 @@
-//! The `customer360` binary as an operator uses it: token, migrate on a missing database, and
-//! serve stopping cleanly on SIGTERM.
+//! The `customer360` binary as an operator uses it: token, migrate on a missing database, serve
+//! stopping cleanly on SIGTERM, and demo without Redis.
 
 mod common;
 
@@ -109,13 +109,55 @@ fn migrate_creates_a_missing_database_and_is_idempotent() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("schema is current"));
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// Waits until the server on `port` answers `/healthz` (30 s at most).
+async fn wait_healthy(port: u16) {
+    let client = awc::Client::default();
+    let started = Instant::now();
+    loop {
+        if let Ok(resp) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            && resp.status() == 200
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server never became healthy"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends SIGTERM and waits for the process to exit (20 s at most); its exit status.
+async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server ignored SIGTERM");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[actix_web::test]
 async fn serve_stops_cleanly_on_sigterm() {
     let db = TestDb::create().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = free_port();
     let mut child = bin()
         .args([
             "--database-url",
@@ -130,37 +172,60 @@ async fn serve_stops_cleanly_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve");
-    let client = awc::Client::default();
-    let started = Instant::now();
-    loop {
-        if let Ok(resp) = client
-            .get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .await
-            && resp.status() == 200
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve never became healthy"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "serve ignored SIGTERM");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    };
+    wait_healthy(port).await;
+    let status = terminate(&mut child).await;
     assert!(status.success(), "exit status {status}");
+}
+
+/// `demo` with no Redis to reach says so loudly, and serves single-node on its in-process bus.
+#[actix_web::test]
+async fn demo_without_redis_says_so_and_serves_in_process() {
+    let db = TestDb::create().await;
+    let port = free_port();
+    let mut child = bin()
+        .args([
+            "--database-url",
+            &db.url,
+            "--redis-url",
+            // Nothing listens on port 1.
+            "redis://127.0.0.1:1",
+            "demo",
+            "--customers",
+            "20",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn demo");
+    wait_healthy(port).await;
+    let ready = awc::Client::default()
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json::<serde_json::Value>()
+        .await
+        .expect("readyz JSON");
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert!(
+        ready["checks"]["redis"]
+            .as_str()
+            .is_some_and(|s| s.contains("in-process")),
+        "{ready}"
+    );
+    let status = terminate(&mut child).await;
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(status.success(), "exit status {status}: {stderr}");
+    assert!(
+        stderr.contains("Redis does not answer") && stderr.contains("IN-PROCESS"),
+        "{stderr}"
+    );
 }
 
 #[actix_web::test]

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{OwnRedis, TestApp, spawn_app, spawn_app_with, start_node};
+use common::{OwnRedis, TestApp, spawn_app, spawn_app_in_process, spawn_app_with, start_node};
 use customer360::domain::roles::Role;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -517,6 +517,56 @@ async fn others_private_notes_take_no_place_on_a_viewers_page() {
         let timeline = app.get(&timeline_path, *role).await.json();
         check(view, &timeline, *role, notes);
     }
+}
+
+/// `demo` without Redis: one node on the in-process bus and cache (its Redis URL names a port
+/// nothing listens on). /readyz says so; dashboards get their snapshot, each other's presence
+/// and every change as a delta; the 360 route reads through the in-process cache.
+#[actix_web::test]
+async fn without_redis_one_node_runs_on_its_in_process_bus() {
+    let app = spawn_app_in_process().await;
+    let ready = app.get_raw("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(
+        ready.json()["checks"]["redis"]
+            .as_str()
+            .is_some_and(|s| s.contains("in-process")),
+        "{}",
+        ready.text()
+    );
+    let id = customer(&app).await;
+    let sql = app.db.sql().await;
+    derived_state_published(&sql, id).await;
+    let view_path = format!("/api/admin/customers/{id}/360");
+    let unwatched = app.get(&view_path, Role::Analyst).await.json();
+    assert_eq!(app.get(&view_path, Role::Analyst).await.json(), unwatched);
+
+    let mut admin = connect(&app, Role::Admin).await;
+    let (mut view, mut version) = subscribe(&mut admin, id).await;
+    assert_eq!(view["profile"]["name"], "Live One");
+    let mut support = connect(&app, Role::Support).await;
+    subscribe(&mut support, id).await;
+    let viewers = presence_until(&mut admin, |v| v.len() == 2).await;
+    assert_eq!(viewers[1]["role"], "support", "{viewers:?}");
+
+    let r = app
+        .post_json(
+            &format!("/api/admin/customers/{id}/notes"),
+            Role::Support,
+            &json!({"body": "heard without Redis"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    converge(
+        &app,
+        &mut admin,
+        Role::Admin,
+        id,
+        &mut view,
+        &mut version,
+        |v| v["notes"]["items"][0]["body"] == "heard without Redis",
+    )
+    .await;
 }
 
 /// A snapshot several times the size of the slices the server writes it in (so that no

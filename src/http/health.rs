@@ -1,5 +1,6 @@
 //! Liveness and readiness: `/healthz` answers while the process runs; `/readyz` answers 200
-//! only when Postgres and Redis both do, and otherwise 503 naming the one that is down.
+//! only when Postgres and Redis both do, and otherwise 503 naming the one that is down (a
+//! `demo` running on its in-process bus says so in place of Redis).
 
 use std::time::Duration;
 
@@ -30,7 +31,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Ok(()) => "ok".to_owned(),
         Err(e) => format!("down: {e}"),
     };
-    let checks = json!({"postgres": describe(&postgres), "redis": describe(&redis)});
+    let redis_state = match state.redis.embedded() {
+        Some(_) => "in-process (single node, no Redis)".to_owned(),
+        None => describe(&redis),
+    };
+    let checks = json!({"postgres": describe(&postgres), "redis": redis_state});
     let down: Vec<&str> = [("postgres", &postgres), ("redis", &redis)]
         .into_iter()
         .filter(|(_, r)| r.is_err())

@@ -214,15 +214,26 @@ impl OutboxRelay {
     /// One pipeline: every event on its customer's channel, then each customer's cache
     /// generation bumped and cached views dropped.
     async fn publish(&self, events: &[ChangeEvent]) -> redis::RedisResult<()> {
-        let mut conn = self.redis.connection().await?;
-        let mut pipe = redis::pipe();
-        let mut customers = BTreeSet::new();
-        for e in events {
+        let messages = events.iter().map(|e| {
             // unwrap: a struct of strings, numbers and a timestamp always serialises.
             let payload = serde_json::to_string(e).unwrap();
-            pipe.publish(channel(&self.redis_prefix, e.customer_id), payload)
-                .ignore();
-            customers.insert(e.customer_id);
+            (channel(&self.redis_prefix, e.customer_id), payload)
+        });
+        let customers: BTreeSet<i64> = events.iter().map(|e| e.customer_id).collect();
+        if let Some(local) = self.redis.embedded() {
+            for (channel, payload) in messages {
+                local.publish(channel, payload);
+            }
+            for customer in customers {
+                local.incr(&cache::generation_key(&self.redis, customer));
+                local.del(&cache::view_keys(&self.redis, customer));
+            }
+            return Ok(());
+        }
+        let mut conn = self.redis.connection().await?;
+        let mut pipe = redis::pipe();
+        for (channel, payload) in messages {
+            pipe.publish(channel, payload).ignore();
         }
         for customer in customers {
             let generation = cache::generation_key(&self.redis, customer);

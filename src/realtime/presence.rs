@@ -55,30 +55,48 @@ pub async fn sync(
     gone: &[String],
     announce: bool,
 ) -> redis::RedisResult<Vec<Viewer>> {
-    let mut conn = redis.connection().await?;
     let key = key(redis, customer_id);
     let now = Utc::now();
     let expires_at = now + chrono::Duration::from_std(ENTRY_TTL).unwrap_or_default();
-    let mut pipe = redis::pipe();
-    for (field, viewer) in mine {
-        // unwrap: a struct of strings, an enum and a timestamp always serialises.
-        let json = serde_json::to_string(&Entry {
-            viewer: viewer.clone(),
-            expires_at,
+    let entries: Vec<(String, String)> = mine
+        .iter()
+        .map(|(field, viewer)| {
+            // unwrap: a struct of strings, an enum and a timestamp always serialises.
+            let json = serde_json::to_string(&Entry {
+                viewer: viewer.clone(),
+                expires_at,
+            })
+            .unwrap();
+            (field.clone(), json)
         })
-        .unwrap();
-        pipe.hset(&key, field, json).ignore();
-    }
-    if !gone.is_empty() {
-        pipe.hdel(&key, gone).ignore();
-    }
-    pipe.expire(&key, 2 * ENTRY_TTL.as_secs() as i64).ignore();
-    if announce {
-        pipe.publish(channel(prefix, customer_id), "changed")
-            .ignore();
-    }
-    pipe.query_async::<()>(&mut conn).await?;
-    let all: Vec<(String, String)> = conn.hgetall(&key).await?;
+        .collect();
+    let all: Vec<(String, String)> = match redis.embedded() {
+        Some(local) => {
+            local.hset(&key, &entries);
+            local.hdel(&key, gone);
+            if announce {
+                local.publish(channel(prefix, customer_id), "changed".to_owned());
+            }
+            local.hgetall(&key)
+        }
+        None => {
+            let mut conn = redis.connection().await?;
+            let mut pipe = redis::pipe();
+            for (field, json) in &entries {
+                pipe.hset(&key, field, json).ignore();
+            }
+            if !gone.is_empty() {
+                pipe.hdel(&key, gone).ignore();
+            }
+            pipe.expire(&key, 2 * ENTRY_TTL.as_secs() as i64).ignore();
+            if announce {
+                pipe.publish(channel(prefix, customer_id), "changed")
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await?;
+            conn.hgetall(&key).await?
+        }
+    };
     let mut viewers = Vec::new();
     let mut expired = Vec::new();
     for (field, json) in all {
@@ -88,7 +106,13 @@ pub async fn sync(
         }
     }
     if !expired.is_empty() {
-        conn.hdel::<_, _, ()>(&key, expired).await?;
+        match redis.embedded() {
+            Some(local) => local.hdel(&key, &expired),
+            None => {
+                let mut conn = redis.connection().await?;
+                conn.hdel::<_, _, ()>(&key, expired).await?;
+            }
+        }
     }
     Ok(per_admin(viewers))
 }

@@ -1,14 +1,19 @@
 //! `RedisBus`: the node's one pub/sub connection. It SUBSCRIBEs and UNSUBSCRIBEs customer
 //! channels as hubs start and stop, hands received events to the `HubRegistry`, and after a
 //! reconnection (the connection manager resubscribes by itself) tells every hub to recompute,
-//! since events may have been missed meanwhile. Malformed events are counted and logged.
+//! since events may have been missed meanwhile. Malformed events are counted and logged. A
+//! `demo` without Redis has it listen to the in-process stand-in instead (one node: every
+//! message published in the process).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value as RedisValue};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::embedded::{Embedded, Published};
 
 use crate::realtime::event::{ChangeEvent, channel};
 use crate::realtime::presence;
@@ -23,17 +28,38 @@ pub struct RedisBus {
     registry: Addr<HubRegistry>,
     manager: Option<ConnectionManager>,
     disconnected: bool,
+    /// Single-node `demo` without Redis: messages come from the in-process stand-in.
+    embedded: Option<Arc<Embedded>>,
 }
 
 impl RedisBus {
-    pub fn new(url: &str, prefix: &str, registry: Addr<HubRegistry>) -> RedisBus {
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        registry: Addr<HubRegistry>,
+        embedded: Option<Arc<Embedded>>,
+    ) -> RedisBus {
         RedisBus {
             url: resp3(url),
             prefix: prefix.to_owned(),
             registry,
             manager: None,
             disconnected: false,
+            embedded,
         }
+    }
+
+    /// Every message published in the process; a receiver that fell behind is told so, and
+    /// then every hub recomputes, as after a reconnection.
+    fn listen_in_process(&mut self, embedded: &Embedded, ctx: &mut Context<Self>) {
+        let messages = futures_util::stream::unfold(embedded.subscribe(), |mut rx| async move {
+            match rx.recv().await {
+                Ok(message) => Some((InProcess::Message(message), rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((InProcess::Missed, rx)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        });
+        ctx.add_stream(messages);
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
@@ -108,7 +134,10 @@ impl RedisBus {
         else {
             return malformed("message without channel and payload", "");
         };
-        let chan = String::from_utf8_lossy(chan);
+        self.deliver(&String::from_utf8_lossy(chan), payload, ctx);
+    }
+
+    fn deliver(&mut self, chan: &str, payload: &[u8], ctx: &mut Context<Self>) {
         if let Some(customer_id) = chan
             .strip_prefix(&format!("{}:presence:", self.prefix))
             .and_then(|id| id.parse::<i64>().ok())
@@ -119,14 +148,14 @@ impl RedisBus {
             .strip_prefix(&format!("{}:customer:", self.prefix))
             .and_then(|id| id.parse::<i64>().ok())
         else {
-            return malformed("unexpected channel", &chan);
+            return malformed("unexpected channel", chan);
         };
         match serde_json::from_slice::<ChangeEvent>(payload) {
             Ok(event) if event.customer_id == customer_id => {
                 self.tell_registry(Dispatch(event), ctx)
             }
-            Ok(_) => malformed("event for another customer than its channel", &chan),
-            Err(e) => malformed(&format!("not a change event ({e})"), &chan),
+            Ok(_) => malformed("event for another customer than its channel", chan),
+            Err(e) => malformed(&format!("not a change event ({e})"), chan),
         }
     }
 }
@@ -152,8 +181,31 @@ impl Actor for RedisBus {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
-        self.connect(ctx);
+        match self.embedded.clone() {
+            Some(embedded) => self.listen_in_process(&embedded, ctx),
+            None => self.connect(ctx),
+        }
     }
+}
+
+/// What the in-process stand-in hands the bus.
+enum InProcess {
+    Message(Published),
+    Missed,
+}
+
+impl StreamHandler<InProcess> for RedisBus {
+    fn handle(&mut self, item: InProcess, ctx: &mut Context<Self>) {
+        match item {
+            InProcess::Message(m) => self.deliver(&m.channel, m.payload.as_bytes(), ctx),
+            InProcess::Missed => {
+                metrics::counter!("redis_bus_reconnects_total").increment(1);
+                self.tell_registry(RecomputeEveryHub, ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 impl StreamHandler<PushInfo> for RedisBus {
@@ -182,6 +234,10 @@ pub struct Subscribe {
 impl Handler<Subscribe> for RedisBus {
     type Result = ResponseFuture<Result<(), String>>;
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        if self.embedded.is_some() {
+            // Every message in the process reaches the bus already.
+            return Box::pin(std::future::ready(Ok(())));
+        }
         let manager = self.manager.clone();
         let channels = [
             channel(&self.prefix, msg.customer_id),

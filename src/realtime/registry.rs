@@ -108,7 +108,15 @@ impl Actor for HubRegistry {
         ctx.set_mailbox_capacity(8192);
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
         self.arbiters = (0..threads).map(|_| actix::Arbiter::new()).collect();
-        self.bus = Some(RedisBus::new(&self.redis_url, &self.redis_prefix, ctx.address()).start());
+        self.bus = Some(
+            RedisBus::new(
+                &self.redis_url,
+                &self.redis_prefix,
+                ctx.address(),
+                self.redis.embedded().cloned(),
+            )
+            .start(),
+        );
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

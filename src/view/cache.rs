@@ -1,4 +1,5 @@
-//! The Redis cache of whole 360 views, one entry per customer and masking class, 30 s TTL.
+//! The Redis cache of whole 360 views, one entry per customer and masking class, 30 s TTL (in
+//! process when `demo` runs without Redis).
 //!
 //! Invalidation is by generation: the outbox relay bumps `viewgen:{id}` whenever it publishes
 //! an event of that customer, and an entry is only served if it was built under the current
@@ -41,12 +42,22 @@ pub async fn get(
     customer_id: i64,
     masking: Masking,
 ) -> redis::RedisResult<Lookup> {
-    let mut conn = redis.connection().await?;
-    let (generation, entry): (Option<i64>, Option<String>) = redis::pipe()
-        .get(generation_key(redis, customer_id))
-        .get(view_key(redis, customer_id, masking))
-        .query_async(&mut conn)
-        .await?;
+    let generation_key = generation_key(redis, customer_id);
+    let view_key = view_key(redis, customer_id, masking);
+    let (generation, entry): (Option<i64>, Option<String>) = match redis.embedded() {
+        Some(local) => (
+            local.get(&generation_key).and_then(|g| g.parse().ok()),
+            local.get(&view_key),
+        ),
+        None => {
+            let mut conn = redis.connection().await?;
+            redis::pipe()
+                .get(generation_key)
+                .get(view_key)
+                .query_async(&mut conn)
+                .await?
+        }
+    };
     let generation = generation.unwrap_or(0);
     let json = entry.and_then(|e| {
         let (built_under, json) = e.split_once('\n')?;
@@ -62,11 +73,12 @@ pub async fn put(
     generation: i64,
     json: &str,
 ) -> redis::RedisResult<()> {
+    let key = view_key(redis, customer_id, masking);
+    let entry = format!("{generation}\n{json}");
+    if let Some(local) = redis.embedded() {
+        local.set_ex(&key, entry, std::time::Duration::from_secs(TTL_SECS));
+        return Ok(());
+    }
     let mut conn = redis.connection().await?;
-    conn.set_ex::<_, _, ()>(
-        view_key(redis, customer_id, masking),
-        format!("{generation}\n{json}"),
-        TTL_SECS,
-    )
-    .await
+    conn.set_ex::<_, _, ()>(key, entry, TTL_SECS).await
 }

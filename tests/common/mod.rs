@@ -8,7 +8,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use actix_web::http::StatusCode;
 use clap::Parser;
-use customer360::config::{AppConfig, Cli, Command};
+use customer360::config::{AppConfig, Bus, Cli, Command};
 use customer360::db::url::{DatabaseUrl, connect_raw, quote_ident};
 use customer360::domain::roles::Role;
 use customer360::http::auth::JwtKeys;
@@ -252,6 +252,41 @@ pub async fn start_stoppable_node(
     redis_prefix: &str,
     extra: &[&str],
 ) -> (String, StopHandle) {
+    start_node_on(Bus::Redis, database_url, redis_url, redis_prefix, extra).await
+}
+
+/// Starts the app against its own database on the in-process bus and cache, as `demo` runs
+/// without Redis; its Redis URL names a port nothing listens on, so any use of Redis fails.
+pub async fn spawn_app_in_process() -> TestApp {
+    let db = TestDb::create().await;
+    let redis_prefix = format!("c360test:{}", uuid::Uuid::new_v4().simple());
+    let address = start_node_on(
+        Bus::InProcess,
+        &db.url,
+        "redis://127.0.0.1:1",
+        &redis_prefix,
+        &[],
+    )
+    .await
+    .0;
+    TestApp {
+        address,
+        db,
+        redis_prefix,
+        keys: JwtKeys::new(JWT_SECRET),
+        client: awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .finish(),
+    }
+}
+
+async fn start_node_on(
+    bus: Bus,
+    database_url: &str,
+    redis_url: &str,
+    redis_prefix: &str,
+    extra: &[&str],
+) -> (String, StopHandle) {
     let mut args = vec![
         "customer360",
         "--database-url",
@@ -280,6 +315,7 @@ pub async fn start_stoppable_node(
     let app = Application::build(AppConfig {
         common: cli.common,
         serve,
+        bus,
     })
     .await
     .expect("app builds");
