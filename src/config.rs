@@ -104,6 +104,10 @@ pub struct ServeConfig {
     /// the system's default.
     #[arg(long, env = "C360_WRITE_STALL_TIMEOUT_MS", default_value_t = 60_000)]
     pub write_stall_timeout_ms: u64,
+    /// Milliseconds an admin request may take before it is answered 503 (a PostgreSQL that
+    /// hangs rather than refusing connections would otherwise hold it indefinitely).
+    #[arg(long, env = "C360_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
     #[command(flatten)]
     pub pool: PoolConfig,
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Signs search cursors.
     pub cursor_key: crate::http::search::CursorKey,
+    /// The longest an admin request may take (`--request-timeout-ms`).
+    pub request_timeout: Duration,
 }
 
 pub struct Application {
@@ -90,6 +92,7 @@ impl Application {
             pool: pool.clone(),
             redis: redis.clone(),
             ws_queue: config.serve.ws_queue.max(1),
+            request_timeout: Duration::from_millis(config.serve.request_timeout_ms.max(1)),
             shutdown: shutdown_seen,
             cursor_key: crate::http::search::CursorKey::derive(&config.common.jwt_secret),
         });

@@ -396,3 +396,45 @@ async fn readiness_follows_postgres_down_and_up_without_restart() {
     readiness_until(&app, 200).await;
     assert_eq!(app.get("/api/admin/tags", Role::Admin).await.status, 200);
 }
+
+/// A PostgreSQL that stops answering without refusing connections (here a lock another
+/// transaction holds, with the statement timeout longer than the request's) gets the request a
+/// 503 naming it at the request's deadline, not a request held open; once PostgreSQL answers
+/// again, so does the node.
+#[actix_web::test]
+async fn a_request_postgres_does_not_answer_gets_503_at_its_deadline() {
+    let app = spawn_app().await;
+    let node = common::start_node(
+        &app.db.url,
+        common::REDIS_URL,
+        &app.redis_prefix,
+        &[
+            "--request-timeout-ms",
+            "1000",
+            "--db-statement-timeout-ms",
+            "60000",
+        ],
+    )
+    .await;
+    let sql = app.db.sql().await;
+    let id: i64 = sql
+        .query_one(
+            "INSERT INTO customers (name, email) VALUES ('Held Up', 'held@example.com') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("customer")
+        .get(0);
+    let path = format!("/api/admin/customers/{id}/notes");
+    sql.batch_execute("BEGIN; LOCK TABLE customer_notes IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    // The lock goes only after this answer: without a deadline the request would hang.
+    let problem = app
+        .get_at(&node, &path, Role::Admin)
+        .await
+        .problem(503, "unavailable");
+    assert_eq!(problem["dependency"], "postgres", "{problem}");
+    sql.batch_execute("COMMIT").await.expect("unlock");
+    assert_eq!(app.get_at(&node, &path, Role::Admin).await.status, 200);
+}

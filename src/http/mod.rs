@@ -5,6 +5,7 @@ pub mod actions;
 pub mod auth;
 pub mod compare;
 pub mod customers;
+pub mod deadline;
 pub mod errors;
 pub mod export;
 pub mod health;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/admin")
                 .wrap(actix_web::middleware::from_fn(input::reject_nul_in_query))
+                .wrap(actix_web::middleware::from_fn(deadline::within_deadline))
                 .route("/customers/search", web::get().to(search::search))
                 .route("/customers/compare", web::get().to(compare::compare))
                 .route("/customers/{id}/export", web::get().to(export::export))

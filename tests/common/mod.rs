@@ -430,8 +430,16 @@ impl TestApp {
         self.send(req, None).await
     }
     pub async fn get(&self, path: &str, role: Role) -> TestResponse {
-        self.get_raw(path, Some(&format!("Bearer {}", self.token(role))))
-            .await
+        self.get_at(&self.address, path, role).await
+    }
+
+    /// A GET to another node (`base`) with this app's token for `role`.
+    pub async fn get_at(&self, base: &str, path: &str, role: Role) -> TestResponse {
+        let req = self
+            .client
+            .get(format!("{base}{path}"))
+            .insert_header(("Authorization", format!("Bearer {}", self.token(role))));
+        self.send(req, None).await
     }
 
     pub async fn post_raw(
