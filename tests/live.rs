@@ -1080,6 +1080,15 @@ async fn dashboards_converge_after_redis_restarts_mid_stream() {
         .expect("writes while redis is down");
     }
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    // Meanwhile reads come from PostgreSQL, not from the hub, which hears nothing.
+    let during = app
+        .get(&format!("/api/admin/customers/{id}/360"), Role::Admin)
+        .await;
+    assert_eq!(during.status, 200, "{}", during.text());
+    assert_eq!(
+        during.json()["orders"]["items"][0]["order_number"],
+        "OUTAGE-4"
+    );
     redis.start();
     converge(
         &app,

@@ -17,7 +17,9 @@ use crate::embedded::{Embedded, Published};
 
 use crate::realtime::event::{ChangeEvent, channel};
 use crate::realtime::presence;
-use crate::realtime::registry::{Dispatch, HubRegistry, PresenceAnnounced, RecomputeEveryHub};
+use crate::realtime::registry::{
+    BusDown, Dispatch, HubRegistry, PresenceAnnounced, RecomputeEveryHub,
+};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
@@ -182,7 +184,11 @@ impl Actor for RedisBus {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
         match self.embedded.clone() {
-            Some(embedded) => self.listen_in_process(&embedded, ctx),
+            Some(embedded) => {
+                self.listen_in_process(&embedded, ctx);
+                // Connected from the start: the same message a connection to Redis sends.
+                self.tell_registry(RecomputeEveryHub, ctx);
+            }
             None => self.connect(ctx),
         }
     }
@@ -215,6 +221,7 @@ impl StreamHandler<PushInfo> for RedisBus {
             PushKind::Disconnection if !self.disconnected => {
                 self.disconnected = true;
                 tracing::warn!("redis bus disconnected");
+                self.tell_registry(BusDown, ctx);
                 self.watch_reconnection(ctx);
             }
             _ => {}

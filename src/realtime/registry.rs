@@ -38,6 +38,10 @@ pub struct HubRegistry {
     redis_url: String,
     redis_prefix: String,
     hubs: HashMap<i64, Entry>,
+    /// Whether the bus is connected, so hubs hear every event. While it is not, a hub's view
+    /// may miss changes: HTTP reads go to PostgreSQL instead, and a hub joined by a session
+    /// reloads (its new session gets the held view, then what changed).
+    bus_up: bool,
     /// Threads the hubs run on, one per core: a hub's diffing and serialising is the hot path
     /// of every change, and one thread would cap a node at one core.
     arbiters: Vec<actix::Arbiter>,
@@ -55,6 +59,7 @@ impl HubRegistry {
             redis,
             node: uuid::Uuid::new_v4().simple().to_string(),
             bus: None,
+            bus_up: false,
             redis_url: redis_url.to_owned(),
             redis_prefix: redis_prefix.to_owned(),
             hubs: HashMap::new(),
@@ -137,9 +142,13 @@ pub struct Watch {
 impl Handler<Watch> for HubRegistry {
     type Result = ();
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) {
+        let bus_up = self.bus_up;
         if let Some(entry) = self.hub(msg.customer_id) {
             entry.sessions.insert(msg.join.session_id);
             HubRegistry::tell(entry, msg.join);
+            if !bus_up {
+                HubRegistry::tell(entry, hub::RecomputeAll);
+            }
         }
     }
 }
@@ -269,9 +278,22 @@ pub struct RecomputeEveryHub;
 impl Handler<RecomputeEveryHub> for HubRegistry {
     type Result = ();
     fn handle(&mut self, _: RecomputeEveryHub, _: &mut Context<Self>) {
+        self.bus_up = true;
         for entry in self.hubs.values() {
             HubRegistry::tell(entry, hub::RecomputeAll);
         }
+    }
+}
+
+/// The bus lost its connection: hubs hear nothing until it is back.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BusDown;
+
+impl Handler<BusDown> for HubRegistry {
+    type Result = ();
+    fn handle(&mut self, _: BusDown, _: &mut Context<Self>) {
+        self.bus_up = false;
     }
 }
 
@@ -286,7 +308,11 @@ pub struct LiveView {
 impl Handler<LiveView> for HubRegistry {
     type Result = ResponseFuture<Option<Value>>;
     fn handle(&mut self, msg: LiveView, _: &mut Context<Self>) -> Self::Result {
-        let hub = self.hubs.get(&msg.customer_id).map(|e| e.hub.clone());
+        let hub = self
+            .hubs
+            .get(&msg.customer_id)
+            .filter(|_| self.bus_up)
+            .map(|e| e.hub.clone());
         Box::pin(async move {
             match hub {
                 Some(hub) => hub
