@@ -11,7 +11,8 @@ use tokio::sync::broadcast;
 
 /// Messages a subscriber may fall behind by before it is told it missed some.
 const BACKLOG: usize = 4096;
-/// Entries kept before expired ones are swept (each set checks).
+/// Entries kept before expired ones are first swept; after a sweep the next comes when the
+/// map has doubled, so sweeps cost O(1) per entry written however many entries stay live.
 const SWEEP_ABOVE: usize = 10_000;
 
 /// A message published on a channel.
@@ -23,15 +24,42 @@ pub struct Published {
 
 pub struct Embedded {
     published: broadcast::Sender<Published>,
-    strings: Mutex<HashMap<String, (String, Option<Instant>)>>,
+    strings: Mutex<Strings>,
     hashes: Mutex<HashMap<String, HashMap<String, String>>>,
+}
+
+/// String keys with when each expires, and the size at which expired ones are next swept.
+struct Strings {
+    entries: HashMap<String, (String, Instant)>,
+    sweep_at: usize,
+}
+
+impl Strings {
+    fn live(&self, key: &str, now: Instant) -> Option<&String> {
+        self.entries
+            .get(key)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(value, _)| value)
+    }
+
+    fn insert(&mut self, key: &str, value: String, expires: Instant) {
+        if self.entries.len() >= self.sweep_at {
+            let now = Instant::now();
+            self.entries.retain(|_, (_, at)| *at > now);
+            self.sweep_at = SWEEP_ABOVE.max(2 * self.entries.len());
+        }
+        self.entries.insert(key.to_owned(), (value, expires));
+    }
 }
 
 impl Default for Embedded {
     fn default() -> Embedded {
         Embedded {
             published: broadcast::channel(BACKLOG).0,
-            strings: Mutex::new(HashMap::new()),
+            strings: Mutex::new(Strings {
+                entries: HashMap::new(),
+                sweep_at: SWEEP_ABOVE,
+            }),
             hashes: Mutex::new(HashMap::new()),
         }
     }
@@ -54,39 +82,30 @@ impl Embedded {
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
-        let strings = lock(&self.strings);
-        match strings.get(key) {
-            Some((value, expires)) if expires.is_none_or(|at| at > Instant::now()) => {
-                Some(value.clone())
-            }
-            _ => None,
-        }
+        lock(&self.strings).live(key, Instant::now()).cloned()
     }
 
     pub fn set_ex(&self, key: &str, value: String, ttl: Duration) {
-        let mut strings = lock(&self.strings);
-        if strings.len() > SWEEP_ABOVE {
-            let now = Instant::now();
-            strings.retain(|_, (_, expires)| expires.is_none_or(|at| at > now));
-        }
-        strings.insert(key.to_owned(), (value, Some(Instant::now() + ttl)));
+        lock(&self.strings).insert(key, value, Instant::now() + ttl);
     }
 
-    /// Adds one to a counter (0 when missing or expired) and returns it; it then never expires.
-    pub fn incr(&self, key: &str) -> i64 {
-        let current = self
-            .get(key)
+    /// Adds one to a counter (0 when missing or expired), which then lives `ttl`; the new value.
+    pub fn incr_ex(&self, key: &str, ttl: Duration) -> i64 {
+        let mut strings = lock(&self.strings);
+        let now = Instant::now();
+        let next = strings
+            .live(key, now)
             .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0);
-        let next = current.saturating_add(1);
-        lock(&self.strings).insert(key.to_owned(), (next.to_string(), None));
+            .unwrap_or(0)
+            .saturating_add(1);
+        strings.insert(key, next.to_string(), now + ttl);
         next
     }
 
     pub fn del(&self, keys: &[String]) {
         let mut strings = lock(&self.strings);
         for key in keys {
-            strings.remove(key);
+            strings.entries.remove(key);
         }
     }
 
@@ -129,9 +148,16 @@ mod tests {
         store.set_ex("gone", "x".into(), Duration::ZERO);
         assert_eq!(store.get("a").as_deref(), Some("1"));
         assert_eq!(store.get("gone"), None);
-        assert_eq!((store.incr("n"), store.incr("n")), (1, 2));
+        let day = Duration::from_secs(86_400);
+        assert_eq!((store.incr_ex("n", day), store.incr_ex("n", day)), (1, 2));
         store.del(&["a".to_owned(), "n".to_owned()]);
-        assert_eq!((store.get("a"), store.incr("n")), (None, 1));
+        assert_eq!((store.get("a"), store.incr_ex("n", day)), (None, 1));
+        assert_eq!(store.incr_ex("n", Duration::ZERO), 2);
+        assert_eq!(
+            store.incr_ex("n", day),
+            1,
+            "an expired counter starts again"
+        );
         store.hset("h", &[("f".into(), "1".into()), ("g".into(), "2".into())]);
         store.hdel("h", &["f".to_owned()]);
         assert_eq!(store.hgetall("h"), [("g".to_owned(), "2".to_owned())]);

@@ -16,7 +16,8 @@ use crate::embedded::Embedded;
 const REDIS_TIMEOUT: Duration = Duration::from_millis(1_000);
 
 pub struct RedisLink {
-    client: redis::Client,
+    /// None when the link is in process: there is no Redis to connect to.
+    client: Option<redis::Client>,
     manager: Mutex<Option<ConnectionManager>>,
     prefix: String,
     embedded: Option<Arc<Embedded>>,
@@ -25,7 +26,7 @@ pub struct RedisLink {
 impl RedisLink {
     pub fn new(url: &str, prefix: &str) -> anyhow::Result<RedisLink> {
         Ok(RedisLink {
-            client: redis::Client::open(url)?,
+            client: Some(redis::Client::open(url)?),
             manager: Mutex::new(None),
             prefix: prefix.to_owned(),
             embedded: None,
@@ -33,11 +34,13 @@ impl RedisLink {
     }
 
     /// A link that never contacts Redis: everything goes through an in-process stand-in.
-    pub fn in_process(url: &str, prefix: &str) -> anyhow::Result<RedisLink> {
-        Ok(RedisLink {
+    pub fn in_process(prefix: &str) -> RedisLink {
+        RedisLink {
+            client: None,
+            manager: Mutex::new(None),
+            prefix: prefix.to_owned(),
             embedded: Some(Arc::new(Embedded::default())),
-            ..RedisLink::new(url, prefix)?
-        })
+        }
     }
 
     /// The in-process stand-in, when this link has one instead of Redis.
@@ -53,6 +56,12 @@ impl RedisLink {
     /// A connection to run commands on; the first call (and any after a failed first
     /// connect) opens it.
     pub async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+        let Some(client) = &self.client else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "no Redis: this link is in process",
+            )));
+        };
         let mut slot = self.manager.lock().await;
         if let Some(manager) = slot.as_ref() {
             return Ok(manager.clone());
@@ -61,7 +70,7 @@ impl RedisLink {
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1);
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
         *slot = Some(manager.clone());
         Ok(manager)
     }

@@ -83,9 +83,7 @@ impl Application {
         let pool = db::pool::build_pool(database_url, &config.serve.pool)?;
         let redis = Arc::new(match config.bus {
             Bus::Redis => RedisLink::new(&config.common.redis_url, &config.serve.redis_prefix)?,
-            Bus::InProcess => {
-                RedisLink::in_process(&config.common.redis_url, &config.serve.redis_prefix)?
-            }
+            Bus::InProcess => RedisLink::in_process(&config.serve.redis_prefix),
         });
         let (shutdown, shutdown_seen) = watch::channel(false);
         let state = web::Data::new(AppState {

@@ -1370,9 +1370,6 @@ async fn a_slow_consumer_gets_a_fresh_snapshot_and_others_are_unaffected() {
     assert!(notices >= 1, "the silent client was marked slow");
 }
 
-/// A server that shuts down tells every dashboard first, with 1001 Going Away, so clients
-/// reconnect at once instead of holding a connection that then drops without a word; and the
-/// shutdown then needs no grace period for them.
 /// A WebSocket lives no longer than its token: once it has expired the session serves nothing
 /// more and closes with 1008 and a reason, as an HTTP request with that token gets a 401.
 #[actix_web::test]
@@ -1420,6 +1417,9 @@ async fn a_session_ends_when_its_token_expires() {
     assert!(close.reason.contains("expired"), "{close:?}");
 }
 
+/// A server that shuts down tells every dashboard first, with 1001 Going Away, so clients
+/// reconnect at once instead of holding a connection that then drops without a word; and the
+/// shutdown then needs no grace period for them.
 #[actix_web::test]
 async fn a_shutdown_closes_dashboards_with_going_away() {
     let app = spawn_app().await;

@@ -18,8 +18,13 @@ use crate::view::{self, insights};
 /// Whether a change event can alter health, churn or automatic segments. Notes, tags and
 /// segment assignments cannot, nor can the health and churn history rows this module writes
 /// itself (kind `profile`, but their entity is the history row, not the customer): that keeps
-/// the recompute from triggering itself.
+/// the recompute from triggering itself. Nor can a catalog row renamed (entity `campaign:12`,
+/// `category:3`, migration 11): no score reads a name, and a popular campaign's rename would
+/// otherwise recompute most customers.
 pub fn event_feeds_derived_state(kind: &str, entity_id: &str, customer_id: i64) -> bool {
+    if view::is_catalog_change(entity_id) {
+        return false;
+    }
     match kind {
         "order" | "loyalty" | "ticket" | "marketing" | "session" => true,
         "profile" => !view::is_derived_history(kind, entity_id, customer_id),

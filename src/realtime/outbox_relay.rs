@@ -225,7 +225,10 @@ impl OutboxRelay {
                 local.publish(channel, payload);
             }
             for customer in customers {
-                local.incr(&cache::generation_key(&self.redis, customer));
+                local.incr_ex(
+                    &cache::generation_key(&self.redis, customer),
+                    Duration::from_secs(GENERATION_TTL_SECS as u64),
+                );
                 local.del(&cache::view_keys(&self.redis, customer));
             }
             return Ok(());

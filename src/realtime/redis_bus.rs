@@ -205,7 +205,7 @@ impl StreamHandler<InProcess> for RedisBus {
         match item {
             InProcess::Message(m) => self.deliver(&m.channel, m.payload.as_bytes(), ctx),
             InProcess::Missed => {
-                metrics::counter!("redis_bus_reconnects_total").increment(1);
+                metrics::counter!("in_process_bus_lagged_total").increment(1);
                 self.tell_registry(RecomputeEveryHub, ctx);
             }
         }

@@ -27,6 +27,9 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// A client silent (no frame, no pong) this long is disconnected: three missed pings.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// How actix-ws words a fragmented message over `max_continuation_size`.
+const CONTINUATION_OVERFLOW: &str = "Exceeded maximum continuation size";
+
 pub struct DashboardSession {
     id: u64,
     admin: AuthAdmin,
@@ -412,11 +415,12 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for DashboardSessio
                 self.answer(OutFrame::pong(&bytes), |owed| &mut owed.websocket, ctx)
             }
             Ok(AggregatedMessage::Pong(_)) => {}
-            // A frame over the codec's limit, or a fragmented message over it (actix-ws reports
-            // that as an error of kind `Other`; a failing socket has kinds of its own): the
-            // client is told why in the close frame.
+            // A frame over the codec's limit, or a fragmented message over it: the client is
+            // told why in the close frame. actix-ws reports the second only as an I/O error with
+            // this text, as it reports any failure of the payload, so the text tells them apart
+            // (the live tests pin it).
             Err(ProtocolError::Overflow) => self.stop_with(Ending::TooBig, ctx),
-            Err(ProtocolError::Io(e)) if e.kind() == std::io::ErrorKind::Other => {
+            Err(ProtocolError::Io(e)) if e.to_string() == CONTINUATION_OVERFLOW => {
                 self.stop_with(Ending::TooBig, ctx)
             }
             Ok(AggregatedMessage::Close(_)) | Err(_) => ctx.stop(),

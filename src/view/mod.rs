@@ -113,6 +113,15 @@ impl Slice {
             // The health trend; the churn slice shows no history.
             return &[Health];
         }
+        if is_catalog_change(entity_id) {
+            // A name changed: only the slices that show it (tags and segments show their
+            // names only, as below).
+            match kind {
+                "marketing" => return &[Marketing, Timeline],
+                "session" => return &[Analytics],
+                _ => {}
+            }
+        }
         match kind {
             // Automatic segments follow orders and the profile through the derived worker,
             // whose assignment rows are `segment` events of their own.
@@ -128,6 +137,12 @@ impl Slice {
             _ => &Slice::ALL,
         }
     }
+}
+
+/// Whether a change event is a catalog row's change (migration 11: a campaign, tag, segment or
+/// category renamed), whose entity names the catalog (`campaign:12`) where others hold a row id.
+pub fn is_catalog_change(entity_id: &str) -> bool {
+    entity_id.contains(':')
 }
 
 /// Whether a change event is a health or churn history row written by the derived worker:
@@ -647,6 +662,23 @@ mod tests {
             "profile", "42", 42
         ));
         assert!(!is_derived_history("order", "9001", 42));
+    }
+
+    #[test]
+    fn a_catalog_rename_reloads_the_slices_showing_names_and_feeds_nothing_derived() {
+        use crate::derived::event_feeds_derived_state;
+        assert_eq!(
+            Slice::affected_by("marketing", "campaign:12", 42),
+            &[Slice::Marketing, Slice::Timeline]
+        );
+        assert_eq!(
+            Slice::affected_by("session", "category:3", 42),
+            &[Slice::Analytics]
+        );
+        assert!(!event_feeds_derived_state("marketing", "campaign:12", 42));
+        assert!(!event_feeds_derived_state("session", "category:3", 42));
+        // A campaign event of the customer's own (its row id) still feeds the scores.
+        assert!(event_feeds_derived_state("marketing", "12", 42));
     }
 
     proptest::proptest! {
