@@ -60,9 +60,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Token(token) => {
+            // The server refuses a token with an empty `sub` or `name`, or an expired one.
+            anyhow::ensure!(!token.name.trim().is_empty(), "--name must not be empty");
+            anyhow::ensure!(token.ttl_hours > 0, "--ttl-hours must be at least 1");
             let id = token
                 .id
                 .unwrap_or_else(|| token.name.to_lowercase().replace(' ', "."));
+            anyhow::ensure!(!id.trim().is_empty(), "--id must not be empty");
             let jwt = JwtKeys::new(&cli.common.jwt_secret)
                 .issue(
                     &id,

@@ -64,7 +64,7 @@ pub async fn run(
 ) -> anyhow::Result<SimulationReport> {
     anyhow::ensure!(
         rate > 0.0 && rate <= 10_000.0,
-        "--rate must be between 0 and 10000 changes per second"
+        "--rate must be above 0 and at most 10000 changes per second"
     );
     let mut conn = pool.get().await?;
     let bounds: Bounds = diesel::sql_query("SELECT min(id) AS lo, max(id) AS hi FROM customers")

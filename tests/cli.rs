@@ -76,6 +76,30 @@ fn token_prints_a_verifiable_jwt() {
         .expect("run token");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role 'owner'"));
+
+    // No token the server would refuse: an empty name or one already expired.
+    for (args, says) in [
+        (
+            ["--name", " ", "--ttl-hours", "1"],
+            "--name must not be empty",
+        ),
+        (
+            ["--name", "X", "--ttl-hours", "0"],
+            "--ttl-hours must be at least 1",
+        ),
+    ] {
+        let out = bin()
+            .args(["token", "--role", "admin"])
+            .args(args)
+            .output()
+            .expect("run token");
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
