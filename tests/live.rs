@@ -495,6 +495,38 @@ async fn others_private_notes_take_no_place_on_a_viewers_page() {
         );
         watchers.push((role, notes, ws, view, version));
     }
+    // Another admin's private note written with an order, in one transaction (so one delta,
+    // most likely): the analyst's delta shows the order and does not name the note.
+    let note_id: i64 = sql
+        .query_one(
+            "WITH o AS (INSERT INTO orders (customer_id, order_number, status, subtotal_cents, total_cents)
+                        VALUES ($1, 'BATCH-1', 'paid', 100, 100))
+             INSERT INTO customer_notes (customer_id, author_id, author_name, body, visibility)
+             VALUES ($1, 'admin-1', 'admin Tester', 'secret beside an order', 'private') RETURNING id",
+            &[&id],
+        )
+        .await
+        .expect("order and private note")
+        .get(0);
+    let (_, _, analyst, view, version) = &mut watchers[0];
+    let mut named = Vec::new();
+    while view["orders"]["items"][0]["order_number"] != "BATCH-1" {
+        let frame = next(analyst).await;
+        assert_eq!(frame["type"], "delta", "{frame}");
+        assert_eq!(frame["base_version"], *version, "no gap: {frame}");
+        let patch: json_patch::Patch =
+            serde_json::from_value(frame["patch"].clone()).expect("RFC 6902 patch");
+        json_patch::patch(view, &patch).expect("patch applies");
+        *version = frame["version"].as_u64().expect("version");
+        named.extend(frame["causes"].as_array().into_iter().flatten().cloned());
+    }
+    let note_entity = note_id.to_string();
+    assert!(
+        !named
+            .iter()
+            .any(|c| c["kind"] == "note" && c["entity_id"] == note_entity.as_str()),
+        "the analyst was told of another admin's private note: {named:?}"
+    );
     // A new private note of the admin moves nobody else's page; a public one moves everyone's.
     for (body, visibility) in [("secret 26", "private"), ("news for all", "public")] {
         let r = app
@@ -507,7 +539,7 @@ async fn others_private_notes_take_no_place_on_a_viewers_page() {
         assert_eq!(r.status, 201, "{}", r.text());
     }
     for (role, notes, ws, view, version) in &mut watchers {
-        let notes = *notes + if *role == Role::Admin { 2 } else { 1 };
+        let notes = *notes + if *role == Role::Admin { 3 } else { 1 };
         converge(&app, ws, *role, id, view, version, |v| {
             v["timeline"]["events"]
                 .as_array()

@@ -181,6 +181,14 @@ impl DiffCache {
     }
 }
 
+/// What an update changed for a projection's sessions.
+pub struct Update {
+    /// The operations, as comma-separated JSON (empty when nothing they see changed).
+    pub ops: String,
+    /// Whether the notes they see changed: only then may they learn of a note event.
+    pub notes_changed: bool,
+}
+
 /// What the sessions of one projection hold, and the deltas that led there.
 pub struct Projection {
     slices: Slices,
@@ -215,19 +223,20 @@ impl Projection {
         })
     }
 
-    /// Takes the rendered slices and returns the operations that turn what the sessions held
-    /// into them, as comma-separated JSON (empty when nothing they see changed).
+    /// Takes the rendered slices and returns what turns what the sessions held into them.
     pub fn update(
         &mut self,
         rendered: Vec<Rendered>,
         values: &Map<String, Value>,
         cache: &mut DiffCache,
-    ) -> String {
+    ) -> Update {
         let mut ops = String::new();
+        let mut notes_changed = false;
         for r in rendered {
             let old = self.slices.get(&r.name);
             let unchanged = old.is_some_and(|o| Arc::ptr_eq(o, &r.text) || **o == *r.text);
             if !unchanged {
+                notes_changed |= r.name == "notes";
                 let value = r.value;
                 let slice_ops = cache.ops(&r.name, old, &r.text, || {
                     value.or_else(|| values.get(&r.name).cloned().map(Arc::new))
@@ -241,7 +250,7 @@ impl Projection {
             }
             self.slices.insert(r.name, r.text);
         }
-        ops
+        Update { ops, notes_changed }
     }
 
     /// Keeps a delta for resuming sessions, within the count and byte bounds; the latest is
@@ -328,8 +337,12 @@ mod tests {
         store_clear(&mut clear, &next);
         let mut cache = DiffCache::default();
         let mut renderer = Renderer::new(&clear, &next);
-        let a = p_admin.update(renderer.render(&admin).unwrap(), &next, &mut cache);
-        let s = p_support.update(renderer.render(&support).unwrap(), &next, &mut cache);
+        let a = p_admin
+            .update(renderer.render(&admin).unwrap(), &next, &mut cache)
+            .ops;
+        let s = p_support
+            .update(renderer.render(&support).unwrap(), &next, &mut cache)
+            .ops;
         assert_eq!(cache.entries.len(), 1, "the shared change is diffed once");
         assert!(!a.is_empty());
         assert_eq!(a, s);
@@ -339,7 +352,8 @@ mod tests {
         assert_eq!(held["orders"], next["orders"]);
 
         let again = p_admin.update(renderer.render(&admin).unwrap(), &next, &mut cache);
-        assert!(again.is_empty(), "an unchanged text gives no operation");
+        assert!(again.ops.is_empty(), "an unchanged text gives no operation");
+        assert!(!again.notes_changed);
     }
 
     #[test]

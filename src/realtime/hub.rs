@@ -362,16 +362,29 @@ impl CustomerHub {
                     continue;
                 }
             };
-            let ops = projection.update(rendered, &values, &mut cache);
-            if ops.is_empty() {
+            let update = projection.update(rendered, &values, &mut cache);
+            if update.ops.is_empty() {
                 continue;
             }
             projection.version += 1;
+            // A note event names a note: sessions whose notes it did not change (another
+            // admin's private note) are not told of it, even beside other changes.
+            let told: Vec<Cause>;
+            let causes = if update.notes_changed || !causes.iter().any(|c| c.kind == "note") {
+                causes
+            } else {
+                told = causes
+                    .iter()
+                    .filter(|c| c.kind != "note")
+                    .cloned()
+                    .collect();
+                &told
+            };
             let frame = protocol::delta_frame(
                 self.customer_id,
                 &projection.epoch,
                 projection.version,
-                &ops,
+                &update.ops,
                 causes,
             );
             projection.record(frame.clone());
