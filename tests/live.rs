@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -77,6 +77,24 @@ async fn next_of<S: AsyncRead + AsyncWrite + Unpin>(
             return frame;
         }
     }
+}
+
+/// The close frame the server ends the connection with, within `within`; every text frame
+/// before it is handed to `before`.
+async fn close_frame(ws: &mut Ws, within: Duration, mut before: impl FnMut(&str)) -> CloseFrame {
+    tokio::time::timeout(within, async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Close(close)) => return close,
+                Ok(Message::Text(text)) => before(text.as_str()),
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time")
+    .expect("a close frame with a status")
 }
 
 /// Subscribes to customer `id` and waits for its snapshot: the view and version the client
@@ -370,6 +388,8 @@ async fn catalog_renames_reach_the_dashboards_that_show_them() {
             of(&v["segments"], "name"),
         ]
     };
+    // Category, campaign, tag and segment names, one of each.
+    let shows = |v: &Value, expected: [&str; 4]| names(v) == expected.map(|n| vec![n.to_owned()]);
     // The fixture's own changes may still be on their way: wait for all of them first.
     converge(
         &app,
@@ -379,13 +399,15 @@ async fn catalog_renames_reach_the_dashboards_that_show_them() {
         &mut view,
         &mut version,
         |v| {
-            names(v)
-                == [
-                    vec!["Catalog Shoes".to_owned()],
-                    vec!["Catalog Spring".to_owned()],
-                    vec!["catalog-vip".to_owned()],
-                    vec!["Catalog Picked".to_owned()],
-                ]
+            shows(
+                v,
+                [
+                    "Catalog Shoes",
+                    "Catalog Spring",
+                    "catalog-vip",
+                    "Catalog Picked",
+                ],
+            )
         },
     )
     .await;
@@ -406,14 +428,15 @@ async fn catalog_renames_reach_the_dashboards_that_show_them() {
         &mut view,
         &mut version,
         |v| {
-            names(v)
-                == [
-                    vec!["Catalog Footwear".to_owned()],
-                    vec!["Catalog Spring Sale".to_owned()],
-                    vec!["catalog-VIP".to_owned()],
-                    vec!["Catalog Hand Picked".to_owned()],
-                ]
-                && v["tags"][0]["color"] == "#ff0000"
+            shows(
+                v,
+                [
+                    "Catalog Footwear",
+                    "Catalog Spring Sale",
+                    "catalog-VIP",
+                    "Catalog Hand Picked",
+                ],
+            ) && v["tags"][0]["color"] == "#ff0000"
         },
     )
     .await;
@@ -736,17 +759,7 @@ async fn bad_frames_get_error_frames_and_the_session_stays_usable() {
         } else {
             ws.send(Message::text(big)).await.expect("send");
         }
-        let close = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(frame) = ws.next().await {
-                if let Ok(Message::Close(close)) = frame {
-                    return close;
-                }
-            }
-            None
-        })
-        .await
-        .expect("closed within 10 s")
-        .expect("a close frame with a status");
+        let close = close_frame(&mut ws, Duration::from_secs(10), |_| {}).await;
         assert_eq!(u16::from(close.code), 1009, "fragmented: {fragmented}");
         assert!(close.reason.contains("1 MiB"), "{close:?}");
     }
@@ -1429,22 +1442,13 @@ async fn a_session_ends_when_its_token_expires() {
     // `exp` is a second away, and verification allows 5 s of clock skew.
     actix_web::rt::time::sleep(Duration::from_secs(7)).await;
     send(&mut ws, json!({"type": "subscribe", "customer_id": id})).await;
-    let close = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(frame) = ws.next().await {
-            match frame {
-                Ok(Message::Close(close)) => return close,
-                Ok(Message::Text(text)) => assert!(
-                    !text.contains(r#""type":"snapshot""#),
-                    "an expired session is served nothing: {text}"
-                ),
-                _ => {}
-            }
-        }
-        None
+    let close = close_frame(&mut ws, Duration::from_secs(10), |text| {
+        assert!(
+            !text.contains(r#""type":"snapshot""#),
+            "an expired session is served nothing: {text}"
+        )
     })
-    .await
-    .expect("closed within 10 s")
-    .expect("a close frame with a status");
+    .await;
     assert_eq!(u16::from(close.code), 1008, "{close:?}");
     assert!(close.reason.contains("expired"), "{close:?}");
 }
@@ -1466,17 +1470,8 @@ async fn a_shutdown_closes_dashboards_with_going_away() {
     let mut ws = connect_to(&app, &node, Role::Admin).await;
     subscribe(&mut ws, id).await;
     let stopped = actix_web::rt::spawn(async move { stop.stop().await });
-    let close = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(frame) = ws.next().await {
-            if let Ok(Message::Close(close)) = frame {
-                return close;
-            }
-        }
-        None
-    })
-    .await
-    .expect("a close frame, long before the 120 s grace period")
-    .expect("a close frame with a status");
+    // Long before the 120 s grace period.
+    let close = close_frame(&mut ws, Duration::from_secs(20), |_| {}).await;
     assert_eq!(u16::from(close.code), 1001, "{close:?}");
     assert!(close.reason.contains("shutting down"), "{close:?}");
     tokio::time::timeout(Duration::from_secs(20), stopped)

@@ -261,11 +261,7 @@ async fn load_private(
     )
     .get_result::<JsonRow>(&mut conn)
     .await?;
-    let raw: Vec<RawEvent> = decode(row)?;
-    Ok(raw
-        .into_iter()
-        .map(|e| format_event(customer_id, e))
-        .collect())
+    formatted(customer_id, row)
 }
 
 /// The first page as loaded for every viewer: public events, and private notes apart.
@@ -302,6 +298,11 @@ async fn load_events(
     )
     .get_result::<JsonRow>(&mut conn)
     .await?;
+    formatted(customer_id, row)
+}
+
+/// The events a page statement answered, formatted for display.
+fn formatted(customer_id: i64, row: JsonRow) -> QueryResult<Vec<TimelineEvent>> {
     let raw: Vec<RawEvent> = decode(row)?;
     Ok(raw
         .into_iter()

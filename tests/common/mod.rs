@@ -221,15 +221,7 @@ pub async fn spawn_app_with(redis_url: &str) -> TestApp {
     let db = TestDb::create().await;
     let redis_prefix = format!("c360test:{}", uuid::Uuid::new_v4().simple());
     let address = start_node(&db.url, redis_url, &redis_prefix, &[]).await;
-    TestApp {
-        address,
-        db,
-        redis_prefix,
-        keys: JwtKeys::new(JWT_SECRET),
-        client: awc::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .finish(),
-    }
+    TestApp::new(address, db, redis_prefix)
 }
 
 /// Starts one more server against the same database and Redis prefix (a second node), with
@@ -269,15 +261,7 @@ pub async fn spawn_app_in_process() -> TestApp {
     )
     .await
     .0;
-    TestApp {
-        address,
-        db,
-        redis_prefix,
-        keys: JwtKeys::new(JWT_SECRET),
-        client: awc::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .finish(),
-    }
+    TestApp::new(address, db, redis_prefix)
 }
 
 async fn start_node_on(
@@ -383,6 +367,18 @@ impl Drop for OwnRedis {
 }
 
 impl TestApp {
+    fn new(address: String, db: TestDb, redis_prefix: String) -> TestApp {
+        TestApp {
+            address,
+            db,
+            redis_prefix,
+            keys: JwtKeys::new(JWT_SECRET),
+            client: awc::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .finish(),
+        }
+    }
+
     pub fn token(&self, role: Role) -> String {
         let name = format!("{} Tester", role.as_str());
         self.keys
