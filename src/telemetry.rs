@@ -18,9 +18,11 @@ pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 /// Installs the log subscriber once; later calls (tests start many apps) are no-ops.
 pub fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: a file or a log collector gets plain text.
     let _already_set = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
 }
 
