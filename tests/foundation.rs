@@ -109,6 +109,55 @@ async fn forbidden_names_the_missing_permission() {
     assert_eq!(count.get::<_, i64>(0), 0, "a refused request wrote nothing");
 }
 
+/// A role without the permission hears 403 whatever its body holds: the body is judged only
+/// for those allowed to send it.
+#[actix_web::test]
+async fn forbidden_comes_before_any_complaint_about_the_body() {
+    let app = spawn_app().await;
+    let customer = "/api/admin/customers/1";
+    let routes = [
+        ("/api/admin/tags".to_owned(), Role::Support, "create_tags"),
+        (format!("{customer}/notes"), Role::Analyst, "write_notes"),
+        (format!("{customer}/tags"), Role::Analyst, "assign_tags"),
+        (
+            format!("{customer}/segments"),
+            Role::Support,
+            "assign_segments",
+        ),
+        (
+            format!("{customer}/actions/email"),
+            Role::Analyst,
+            "send_email",
+        ),
+        (
+            format!("{customer}/actions/ticket"),
+            Role::Marketing,
+            "create_ticket",
+        ),
+        (
+            format!("{customer}/actions/loyalty-adjustment"),
+            Role::Marketing,
+            "adjust_loyalty",
+        ),
+    ];
+    let bodies: [(&str, &[u8]); 4] = [
+        ("application/json", b"{\"unexpected\": true}"),
+        ("application/json", b"{not json"),
+        (
+            "application/json",
+            b"{\"body\": \"a\\u0000b\", \"tag_id\": \"seven\"}",
+        ),
+        ("text/plain", b"hello"),
+    ];
+    for (path, role, permission) in &routes {
+        for (content_type, body) in bodies {
+            let r = app.post_raw(path, *role, content_type, body.to_vec()).await;
+            let problem = r.problem(403, "forbidden");
+            assert_eq!(problem["permission"], *permission, "{path} {body:?}");
+        }
+    }
+}
+
 #[actix_web::test]
 async fn tags_are_created_once_ignoring_case() {
     let app = spawn_app().await;

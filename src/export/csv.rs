@@ -22,6 +22,17 @@ fn defused(cell: &str) -> Cow<'_, str> {
     }
 }
 
+/// A computed ratio as a reader wants it: at most four decimals, without trailing zeros
+/// (`309.9612`, not `309.96118055555553`; `0.5`, not `0.5000`).
+fn decimal(x: f64) -> String {
+    let fixed = format!("{x:.4}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    match trimmed {
+        "-0" => "0".to_owned(),
+        t => t.to_owned(),
+    }
+}
+
 fn row(w: &mut ::csv::Writer<Vec<u8>>, cells: [&str; 8]) -> ::csv::Result<()> {
     let cells: Vec<Cow<'_, str>> = cells
         .iter()
@@ -82,6 +93,9 @@ pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
             let value = match v {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Null => String::new(),
+                serde_json::Value::Number(n) if n.is_f64() => {
+                    n.as_f64().map_or(String::new(), decimal)
+                }
                 other => other.to_string(),
             };
             row(&mut w, ["metric", "", "", k, "", &value, "", ""])?;
@@ -109,7 +123,7 @@ pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
                 "",
                 &f.factor,
                 "",
-                &f.contribution.to_string(),
+                &decimal(f.contribution),
                 "",
                 &f.explanation,
             ],
@@ -231,7 +245,22 @@ pub fn render(d: &ExportData) -> anyhow::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::defused;
+    use super::{decimal, defused};
+
+    #[test]
+    fn ratios_keep_four_decimals_at_most() {
+        for (x, shown) in [
+            (309.961_180_555_555_53, "309.9612"),
+            (0.5, "0.5"),
+            (2.0, "2"),
+            (0.0, "0"),
+            (-0.000_01, "0"),
+            (-3.25, "-3.25"),
+            (1.0 / 3.0, "0.3333"),
+        ] {
+            assert_eq!(decimal(x), shown);
+        }
+    }
 
     #[test]
     fn formulas_are_defused_and_other_text_is_left_alone() {

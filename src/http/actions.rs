@@ -21,7 +21,7 @@ use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::http::customers::ensure_customer;
 use crate::http::errors::{ApiError, Problem};
-use crate::http::input::ApiJson;
+use crate::http::input::Body;
 use crate::startup::AppState;
 
 /// Header that makes a POST action safe to retry.
@@ -72,14 +72,6 @@ impl Action {
             Action::Email(_) => "email",
             Action::Ticket(_) => "ticket",
             Action::Loyalty(_) => "loyalty-adjustment",
-        }
-    }
-
-    fn permission(&self) -> Permission {
-        match self {
-            Action::Email(_) => Permission::SendEmail,
-            Action::Ticket(_) => Permission::CreateTicket,
-            Action::Loyalty(_) => Permission::AdjustLoyalty,
         }
     }
 
@@ -269,7 +261,6 @@ async fn run(
     customer_id: i64,
     action: Action,
 ) -> Result<HttpResponse, ApiError> {
-    admin.require(action.permission())?;
     action.validate()?;
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         None => None,
@@ -356,7 +347,7 @@ async fn run(
 }
 
 macro_rules! action_route {
-    ($fn:ident, $path:literal, $body:ty, $variant:ident, $ok:literal) => {
+    ($fn:ident, $path:literal, $body:ty, $variant:ident, $permission:ident, $ok:literal) => {
         #[utoipa::path(post, path = $path, tag = "actions", security(("bearer" = [])),
             params(("id" = i64, Path, description = "Customer id"),
                 ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: the first response is returned again")),
@@ -370,9 +361,11 @@ macro_rules! action_route {
             admin: AuthAdmin,
             state: web::Data<AppState>,
             id: web::Path<i64>,
-            body: ApiJson<$body>,
+            body: Body<$body>,
         ) -> Result<HttpResponse, ApiError> {
-            run(req, admin, state, id.into_inner(), Action::$variant(body.0)).await
+            admin.require(Permission::$permission)?;
+            let action = Action::$variant(body?.0);
+            run(req, admin, state, id.into_inner(), action).await
         }
     };
 }
@@ -382,6 +375,7 @@ action_route!(
     "/api/admin/customers/{id}/actions/email",
     EmailAction,
     Email,
+    SendEmail,
     202
 );
 action_route!(
@@ -389,6 +383,7 @@ action_route!(
     "/api/admin/customers/{id}/actions/ticket",
     TicketAction,
     Ticket,
+    CreateTicket,
     201
 );
 action_route!(
@@ -396,5 +391,6 @@ action_route!(
     "/api/admin/customers/{id}/actions/loyalty-adjustment",
     LoyaltyAdjustment,
     Loyalty,
+    AdjustLoyalty,
     201
 );

@@ -122,6 +122,17 @@ impl AuthAdmin {
         now > self.expires_at.saturating_add(LEEWAY_SECS as i64)
     }
 
+    /// How long after `now_ms` (Unix milliseconds) [`expired`](Self::expired) turns true.
+    pub fn valid_for(&self, now_ms: i64) -> std::time::Duration {
+        let expired_from_ms = self
+            .expires_at
+            .saturating_add(LEEWAY_SECS as i64 + 1)
+            .saturating_mul(1000);
+        std::time::Duration::from_millis(
+            u64::try_from(expired_from_ms.saturating_sub(now_ms)).unwrap_or(0),
+        )
+    }
+
     /// 403 naming the permission unless the admin's role has it.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
         if self.role.can(permission) {

@@ -25,6 +25,11 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
+/// How a handler that checks a permission takes its body: the outcome of reading it, to be
+/// `?`-ed after the check, so that a role without the permission hears 403 and not a
+/// complaint about a body it may not send at all.
+pub type Body<T> = Result<ApiJson<T>, ApiError>;
+
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<ApiJson<T>, ApiError>>;

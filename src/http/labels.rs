@@ -18,7 +18,7 @@ use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::http::customers::ensure_customer;
 use crate::http::errors::{ApiError, Problem};
-use crate::http::input::ApiJson;
+use crate::http::input::Body;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -59,10 +59,10 @@ pub async fn assign_tag(
     admin: AuthAdmin,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: ApiJson<AssignTag>,
+    body: Body<AssignTag>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::AssignTags)?;
-    let (customer_id, tag_id) = (id.into_inner(), body.0.tag_id);
+    let (customer_id, tag_id) = (id.into_inner(), body?.0.tag_id);
     let mut conn = state.pool.get().await?;
     ensure_customer(&conn, customer_id).await?;
     let known: i64 = customer_tags::table
@@ -192,10 +192,10 @@ pub async fn assign_segment(
     admin: AuthAdmin,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: ApiJson<AssignSegment>,
+    body: Body<AssignSegment>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::AssignSegments)?;
-    let (customer_id, segment_id) = (id.into_inner(), body.0.segment_id);
+    let (customer_id, segment_id) = (id.into_inner(), body?.0.segment_id);
     let mut conn = state.pool.get().await?;
     ensure_customer(&conn, customer_id).await?;
     let kind: Option<SegmentKind> = customer_segments::table

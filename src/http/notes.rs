@@ -14,7 +14,7 @@ use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::http::customers::{PageParams, ensure_customer};
 use crate::http::errors::{ApiError, Problem};
-use crate::http::input::ApiJson;
+use crate::http::input::Body;
 use crate::startup::AppState;
 use crate::view::cursor::{Cursor, finish_page};
 use crate::view::notes::Note;
@@ -104,10 +104,10 @@ pub async fn create(
     admin: AuthAdmin,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    body: ApiJson<NewNote>,
+    body: Body<NewNote>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::WriteNotes)?;
-    let new = body.0;
+    let new = body?.0;
     let chars = new.body.chars().count();
     if new.body.trim().is_empty() {
         return Err(ApiError::validation(

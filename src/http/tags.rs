@@ -7,7 +7,7 @@ use crate::db::tags::{self, NewTag, Tag, TagWithUsage};
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
 use crate::http::errors::{ApiError, Problem};
-use crate::http::input::ApiJson;
+use crate::http::input::Body;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -61,10 +61,11 @@ pub async fn list(admin: AuthAdmin, state: web::Data<AppState>) -> Result<HttpRe
 pub async fn create(
     admin: AuthAdmin,
     state: web::Data<AppState>,
-    body: ApiJson<CreateTag>,
+    body: Body<CreateTag>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::CreateTags)?;
-    let (name, color) = body.0.validate()?;
+    let body = body?.0;
+    let (name, color) = body.validate()?;
     let mut conn = state.pool.get().await?;
     let new = NewTag {
         name,

@@ -300,15 +300,28 @@ impl DashboardSession {
         }));
     }
 
-    /// A token stays valid only until its `exp`, on a WebSocket as over HTTP: checked at every
-    /// heartbeat and before every client frame is read, so an expired session is closed within
-    /// `HEARTBEAT_INTERVAL` and acts on nothing once expired.
+    /// A token stays valid only until its `exp`, on a WebSocket as over HTTP: checked before
+    /// every client frame is read, at every heartbeat, and at the moment of expiry when that
+    /// falls before the next heartbeat ([`Self::close_at_expiry`]), so an expired session is
+    /// closed at once and acts on nothing.
     fn stop_if_expired(&mut self, ctx: &mut Context<Self>) -> bool {
         let expired = self.admin.expired(chrono::Utc::now().timestamp());
         if expired {
             self.stop_with(Ending::Expired, ctx);
         }
         expired
+    }
+
+    /// An idle session is closed when its token expires, not up to a heartbeat later: called
+    /// when the session starts and at each heartbeat, it sets a timer for an expiry that comes
+    /// before the next beat.
+    fn close_at_expiry(&self, ctx: &mut Context<Self>) {
+        let left = self.admin.valid_for(chrono::Utc::now().timestamp_millis());
+        if left <= HEARTBEAT_INTERVAL {
+            ctx.run_later(left, |act, ctx| {
+                act.stop_if_expired(ctx);
+            });
+        }
     }
 
     fn stop_with(&mut self, ending: Ending, ctx: &mut Context<Self>) {
@@ -369,10 +382,12 @@ impl Actor for DashboardSession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge!("ws_sessions").increment(1.0);
+        self.close_at_expiry(ctx);
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
             if act.stop_if_expired(ctx) {
                 return;
             }
+            act.close_at_expiry(ctx);
             if act.heard.elapsed() > CLIENT_TIMEOUT {
                 tracing::debug!(session = act.id, "client timed out");
                 ctx.stop();
