@@ -112,7 +112,7 @@ async fn forbidden_names_the_missing_permission() {
 /// A role without the permission hears 403 whatever its body holds: the body is judged only
 /// for those allowed to send it.
 #[actix_web::test]
-async fn forbidden_comes_before_any_complaint_about_the_body() {
+async fn forbidden_comes_before_any_complaint_about_the_body_or_query() {
     let app = spawn_app().await;
     let customer = "/api/admin/customers/1";
     let routes = [
@@ -155,6 +155,13 @@ async fn forbidden_comes_before_any_complaint_about_the_body() {
             let problem = r.problem(403, "forbidden");
             assert_eq!(problem["permission"], *permission, "{path} {body:?}");
         }
+    }
+    for query in ["format=xls", "format=pdf&format=csv", ""] {
+        let r = app
+            .get(&format!("{customer}/export?{query}"), Role::Marketing)
+            .await;
+        let problem = r.problem(403, "forbidden");
+        assert_eq!(problem["permission"], "export", "{query}");
     }
 }
 

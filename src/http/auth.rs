@@ -184,6 +184,7 @@ impl FromRequest for AuthAdmin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn issued_tokens_verify() {
@@ -270,5 +271,33 @@ mod tests {
         assert!(analyst.require(Permission::Export).is_ok());
         let err = analyst.require(Permission::CreateTags).unwrap_err();
         assert!(err.detail().contains("create_tags"));
+    }
+
+    #[test]
+    fn valid_for_ends_where_expired_begins() {
+        let admin = |expires_at| AuthAdmin {
+            id: "x".into(),
+            name: "X".into(),
+            role: Role::Admin,
+            expires_at,
+        };
+        let exp = 1_700_000_000;
+        let token = admin(exp);
+        let first_expired_ms = (exp + LEEWAY_SECS as i64 + 1) * 1000;
+        assert_eq!(
+            token.valid_for(first_expired_ms - 1),
+            Duration::from_millis(1)
+        );
+        assert!(!token.expired((first_expired_ms - 1) / 1000));
+        assert_eq!(token.valid_for(first_expired_ms), Duration::ZERO);
+        assert!(token.expired(first_expired_ms / 1000));
+        assert_eq!(token.valid_for(first_expired_ms + 60_000), Duration::ZERO);
+        assert_eq!(
+            admin(i64::MAX).valid_for(0),
+            Duration::from_millis(i64::MAX as u64)
+        );
+        assert_eq!(admin(i64::MIN).valid_for(0), Duration::ZERO);
+        assert_eq!(admin(-10).valid_for(-3_000), Duration::ZERO);
+        assert_eq!(admin(-10).valid_for(-20_000), Duration::from_millis(16_000));
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use diesel::ExpressionMethods;
 use diesel_async::RunQueryDsl;
@@ -16,6 +16,7 @@ use crate::domain::roles::Permission;
 use crate::export::{self, Exporter};
 use crate::http::auth::AuthAdmin;
 use crate::http::errors::{ApiError, Problem};
+use crate::http::input::query_problem;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -34,9 +35,11 @@ pub async fn export(
     admin: AuthAdmin,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    q: web::Query<ExportParams>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Permission::Export)?;
+    // Parsed only now, so that a role that may not export hears 403 whatever it asked for.
+    let q = web::Query::<ExportParams>::from_query(req.query_string()).map_err(query_problem)?;
     let started = Instant::now();
     let format = match q.format.as_deref().map(str::trim) {
         Some("pdf") => "pdf",

@@ -178,7 +178,13 @@ pub fn path_error(err: PathError, req: &HttpRequest) -> actix_web::Error {
 }
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::validation("query", format!("invalid query parameters: {err}")).into()
+    query_problem(err).into()
+}
+
+/// The complaint about query parameters that do not fit, for a handler that parses them itself
+/// after its permission check.
+pub fn query_problem(err: QueryPayloadError) -> ApiError {
+    ApiError::validation("query", format!("invalid query parameters: {err}"))
 }
 
 #[cfg(test)]

@@ -53,7 +53,10 @@ fn conflict_on_unique(e: DieselError, what: String) -> ApiError {
 
 #[utoipa::path(post, path = "/api/admin/customers/{id}/tags", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id")), request_body = AssignTag,
-    responses((status = 201, body = Assignment), (status = 409, description = "Already tagged", body = Problem, content_type = "application/problem+json"),
+    responses((status = 201, body = Assignment),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already tagged", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn assign_tag(
     admin: AuthAdmin,
@@ -102,7 +105,7 @@ pub async fn assign_tag(
 
 #[utoipa::path(delete, path = "/api/admin/customers/{id}/tags/{tag_id}", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id"), ("tag_id" = i64, Path, description = "Tag id")),
-    responses((status = 204, description = "Removed"), (status = 404, description = "Not assigned", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Removed"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not assigned", body = Problem, content_type = "application/problem+json")))]
 pub async fn remove_tag(
     admin: AuthAdmin,
     state: web::Data<AppState>,
@@ -186,7 +189,10 @@ pub async fn list_segments(
 
 #[utoipa::path(post, path = "/api/admin/customers/{id}/segments", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id")), request_body = AssignSegment,
-    responses((status = 201, body = Assignment), (status = 409, description = "Already in the segment", body = Problem, content_type = "application/problem+json"),
+    responses((status = 201, body = Assignment),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such customer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already in the segment", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown or automatic segment", body = Problem, content_type = "application/problem+json")))]
 pub async fn assign_segment(
     admin: AuthAdmin,
@@ -245,7 +251,7 @@ pub async fn assign_segment(
 
 #[utoipa::path(delete, path = "/api/admin/customers/{id}/segments/{segment_id}", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id"), ("segment_id" = i64, Path, description = "Segment id")),
-    responses((status = 204, description = "Removed"), (status = 404, description = "No manual assignment", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Removed"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, description = "No manual assignment", body = Problem, content_type = "application/problem+json")))]
 pub async fn remove_segment(
     admin: AuthAdmin,
     state: web::Data<AppState>,

@@ -172,7 +172,7 @@ async fn set_pinned(
 
 #[utoipa::path(post, path = "/api/admin/customers/{id}/notes/{note_id}/pin", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id"), ("note_id" = i64, Path, description = "Note id")),
-    responses((status = 200, body = Note), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Note), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn pin(
     admin: AuthAdmin,
     state: web::Data<AppState>,
@@ -183,7 +183,7 @@ pub async fn pin(
 
 #[utoipa::path(post, path = "/api/admin/customers/{id}/notes/{note_id}/unpin", tag = "collaboration", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Customer id"), ("note_id" = i64, Path, description = "Note id")),
-    responses((status = 200, body = Note), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Note), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn unpin(
     admin: AuthAdmin,
     state: web::Data<AppState>,

@@ -318,8 +318,12 @@ impl DashboardSession {
     fn close_at_expiry(&self, ctx: &mut Context<Self>) {
         let left = self.admin.valid_for(chrono::Utc::now().timestamp_millis());
         if left <= HEARTBEAT_INTERVAL {
+            // The timer runs on the monotonic clock and the expiry is wall-clock time: should
+            // they disagree and the token still be valid, the timer is set again.
             ctx.run_later(left, |act, ctx| {
-                act.stop_if_expired(ctx);
+                if !act.stop_if_expired(ctx) {
+                    act.close_at_expiry(ctx);
+                }
             });
         }
     }
