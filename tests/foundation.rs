@@ -109,8 +109,8 @@ async fn forbidden_names_the_missing_permission() {
     assert_eq!(count.get::<_, i64>(0), 0, "a refused request wrote nothing");
 }
 
-/// A role without the permission hears 403 whatever its body holds: the body is judged only
-/// for those allowed to send it.
+/// A role without the permission hears 403 whatever its body or query holds: they are judged
+/// only for those allowed to send them.
 #[actix_web::test]
 async fn forbidden_comes_before_any_complaint_about_the_body_or_query() {
     let app = spawn_app().await;
