@@ -147,6 +147,21 @@ async fn tags_are_assigned_once_and_removed_once() {
         .await
         .json();
     let tag_id = tag["id"].as_i64().expect("tag id");
+    // A search's `tag` reads a number as an id, so no tag may be named by one.
+    for name in ["3", " -12 ", "+7"] {
+        let r = app
+            .post_json(
+                "/api/admin/tags",
+                Role::Admin,
+                &json!({"name": name, "color": "#eab308"}),
+            )
+            .await;
+        assert_eq!(
+            r.problem(422, "validation_failed")["field"],
+            "name",
+            "{name}"
+        );
+    }
     let path = format!("/api/admin/customers/{id}/tags");
     assert_eq!(
         app.post_json(&path, Role::Support, &json!({"tag_id": tag_id}))

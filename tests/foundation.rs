@@ -254,8 +254,9 @@ async fn bad_input_is_named_never_a_500() {
     r.problem(404, "not_found");
     // A path that exists, with a method it does not take: 405 saying which it takes.
     for (path, allow) in [
-        ("/api/admin/tags", "GET, POST"),
-        ("/api/admin/customers/1/360", "GET"),
+        ("/api/admin/tags", "GET, HEAD, POST"),
+        ("/api/admin/customers/1/360", "GET, HEAD"),
+        ("/api/admin/customers/1/export", "GET"),
     ] {
         let r = app.delete(path, Role::Admin).await;
         assert_eq!(r.header("allow").as_deref(), Some(allow), "{path}");
@@ -265,6 +266,25 @@ async fn bad_input_is_named_never_a_500() {
             json!(allow.split(", ").collect::<Vec<_>>())
         );
     }
+    // HEAD goes wherever GET does, answered with the GET's headers and no body; an export,
+    // audited as delivered, takes GET alone.
+    let r = app.request_raw("HEAD", "/healthz").await;
+    assert_eq!((r.status.as_u16(), r.body.len()), (200, 0));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let r = app.request_raw("HEAD", "/api/admin/tags").await;
+    assert_eq!(
+        (r.status.as_u16(), r.body.len()),
+        (401, 0),
+        "routed, then refused"
+    );
+    let r = app
+        .request_raw("HEAD", "/api/admin/customers/1/export")
+        .await;
+    assert_eq!(r.status.as_u16(), 405);
+    assert_eq!(r.header("allow").as_deref(), Some("GET"));
 }
 
 #[actix_web::test]

@@ -28,6 +28,17 @@ pub enum Label {
     Name(String),
 }
 
+impl Label {
+    /// A number is an id, anything else a name: so a tag's name may not be a number
+    /// (`http::tags`), or no search could name it.
+    pub fn parse(s: &str) -> Label {
+        match s.parse::<i64>() {
+            Ok(id) => Label::Id(id),
+            Err(_) => Label::Name(s.to_owned()),
+        }
+    }
+}
+
 /// Which catalogue a [`Label`] names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelKind {

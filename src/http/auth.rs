@@ -92,9 +92,17 @@ impl JwtKeys {
                 })
             })?;
         let claims = data.claims;
-        if claims.sub.trim().is_empty() || claims.name.trim().is_empty() {
+        let identity = [&claims.sub, &claims.name];
+        if identity.iter().any(|c| c.trim().is_empty()) {
             return Err(ApiError::unauthorized(
                 "the token's sub and name must not be empty",
+            ));
+        }
+        // Both are written into notes, audit rows and presence: PostgreSQL text cannot hold
+        // U+0000, so such a token could read but every write would fail.
+        if identity.iter().any(|c| c.contains('\0')) {
+            return Err(ApiError::unauthorized(
+                "the token's sub and name must not contain U+0000 (NUL)",
             ));
         }
         Ok(AuthAdmin {
@@ -256,6 +264,27 @@ mod tests {
             {"sub": "a", "name": "A", "role": "admin", "exp": now + 60, "nbf": now - 60}
         ));
         assert_eq!(keys.verify(&started).unwrap().role, Role::Admin);
+    }
+
+    #[test]
+    fn empty_or_nul_identities_are_refused() {
+        let keys = JwtKeys::new("s3cret");
+        for (id, name, why) in [
+            ("x\0", "X", "U+0000"),
+            ("x", "X\0Y", "U+0000"),
+            (" ", "X", "empty"),
+            ("x", "", "empty"),
+        ] {
+            let token = keys
+                .issue(id, name, Role::Admin, chrono::Duration::hours(1))
+                .unwrap();
+            let refused = keys.verify(&token).unwrap_err();
+            assert_eq!(refused.kind(), crate::http::errors::ErrorKind::Unauthorized);
+            assert!(
+                refused.detail().contains(why),
+                "{id:?} {name:?}: {refused:?}"
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod ws;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 
 use crate::http::errors::ApiError;
 
@@ -31,35 +31,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(input::MAX_BODY_BYTES))
         .app_data(web::PathConfig::default().error_handler(input::path_error))
         .app_data(web::QueryConfig::default().error_handler(input::query_error))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/api/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/healthz", get().to(health::healthz))
+        .route("/readyz", get().to(health::readyz))
+        .route("/metrics", get().to(metrics::metrics))
+        .route("/api/openapi.json", get().to(openapi::openapi_json))
         .route("/ws", web::get().to(ws::connect))
         .service(
             web::scope("/api/admin")
                 .wrap(actix_web::middleware::from_fn(input::reject_nul_in_query))
                 .wrap(actix_web::middleware::from_fn(deadline::within_deadline))
-                .route("/customers/search", web::get().to(search::search))
-                .route("/customers/compare", web::get().to(compare::compare))
+                .route("/customers/search", get().to(search::search))
+                .route("/customers/compare", get().to(compare::compare))
                 .route("/customers/{id}/export", web::get().to(export::export))
-                .route("/customers/{id}/360", web::get().to(customers::view_360))
-                .route("/customers/{id}/orders", web::get().to(customers::orders))
-                .route("/customers/{id}/loyalty", web::get().to(customers::loyalty))
-                .route(
-                    "/customers/{id}/marketing",
-                    web::get().to(customers::marketing),
-                )
-                .route("/customers/{id}/support", web::get().to(customers::support))
-                .route(
-                    "/customers/{id}/timeline",
-                    web::get().to(customers::timeline),
-                )
-                .route(
-                    "/customers/{id}/analytics",
-                    web::get().to(customers::analytics),
-                )
-                .route("/customers/{id}/notes", web::get().to(notes::list))
+                .route("/customers/{id}/360", get().to(customers::view_360))
+                .route("/customers/{id}/orders", get().to(customers::orders))
+                .route("/customers/{id}/loyalty", get().to(customers::loyalty))
+                .route("/customers/{id}/marketing", get().to(customers::marketing))
+                .route("/customers/{id}/support", get().to(customers::support))
+                .route("/customers/{id}/timeline", get().to(customers::timeline))
+                .route("/customers/{id}/analytics", get().to(customers::analytics))
+                .route("/customers/{id}/notes", get().to(notes::list))
                 .route("/customers/{id}/notes", web::post().to(notes::create))
                 .route(
                     "/customers/{id}/notes/{note_id}/pin",
@@ -82,7 +73,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/customers/{id}/segments/{segment_id}",
                     web::delete().to(labels::remove_segment),
                 )
-                .route("/segments", web::get().to(labels::list_segments))
+                .route("/segments", get().to(labels::list_segments))
                 .route(
                     "/customers/{id}/actions/email",
                     web::post().to(actions::email),
@@ -95,14 +86,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/customers/{id}/actions/loyalty-adjustment",
                     web::post().to(actions::loyalty_adjustment),
                 )
-                .route("/tags", web::get().to(tags::list))
+                .route("/tags", get().to(tags::list))
                 .route("/tags", web::post().to(tags::create)),
         )
         .default_service(web::to(not_found));
 }
 
-/// The methods each route pattern takes, built once.
-static METHODS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(openapi::methods_by_path);
+/// A route for GET and for HEAD with it (RFC 9110, 9.3.2): probes and caches send HEAD, and
+/// actix-http answers a HEAD with the GET's headers and no body.
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// The GET routes that take no HEAD: a HEAD cannot upgrade to a WebSocket, and an export is
+/// audited as delivered, which a HEAD's would not be.
+const GET_ONLY: [&str; 2] = ["/ws", "/api/admin/customers/{id}/export"];
+
+/// The methods each route pattern takes, built once: the OpenAPI document's, and HEAD wherever
+/// GET is (`get`), but for `GET_ONLY`.
+static METHODS: LazyLock<HashMap<String, Vec<String>>> = LazyLock::new(|| {
+    let mut methods = openapi::methods_by_path();
+    for (pattern, taken) in methods.iter_mut() {
+        if GET_ONLY.contains(&pattern.as_str()) {
+            continue;
+        }
+        if let Some(at) = taken.iter().position(|m| m == "GET") {
+            taken.insert(at + 1, "HEAD".to_owned());
+        }
+    }
+    methods
+});
 
 /// 405 with the methods it takes for a path that exists, else 404.
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

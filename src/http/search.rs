@@ -91,10 +91,7 @@ fn label(v: &Option<String>) -> Option<Label> {
     v.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| match s.parse::<i64>() {
-            Ok(id) => Label::Id(id),
-            Err(_) => Label::Name(s.to_owned()),
-        })
+        .map(Label::parse)
 }
 
 fn ordered<T: PartialOrd + std::fmt::Display>(

@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use crate::db::search::Label;
 use crate::db::tags::{self, NewTag, Tag, TagWithUsage};
 use crate::domain::roles::Permission;
 use crate::http::auth::AuthAdmin;
@@ -12,7 +13,8 @@ use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateTag {
-    /// 1–64 characters after trimming; unique ignoring case.
+    /// 1–64 characters after trimming, not a number (a search's `tag` reads one as an id);
+    /// unique ignoring case.
     pub name: String,
     /// `#rrggbb`.
     pub color: String,
@@ -26,6 +28,14 @@ impl CreateTag {
             return Err(ApiError::validation(
                 "name",
                 format!("name must be 1 to 64 characters, got {length}"),
+            ));
+        }
+        if let Label::Id(_) = Label::parse(name) {
+            return Err(ApiError::validation(
+                "name",
+                format!(
+                    "name must not be a number ('{name}'): a search's tag filter reads a number as a tag id"
+                ),
             ));
         }
         let color = self.color.trim();
