@@ -266,25 +266,64 @@ async fn bad_input_is_named_never_a_500() {
             json!(allow.split(", ").collect::<Vec<_>>())
         );
     }
-    // HEAD goes wherever GET does, answered with the GET's headers and no body; an export,
-    // audited as delivered, takes GET alone.
-    let r = app.request_raw("HEAD", "/healthz").await;
-    assert_eq!((r.status.as_u16(), r.body.len()), (200, 0));
-    assert_eq!(
-        r.header("content-type").as_deref(),
-        Some("application/json")
-    );
-    let r = app.request_raw("HEAD", "/api/admin/tags").await;
-    assert_eq!(
-        (r.status.as_u16(), r.body.len()),
-        (401, 0),
-        "routed, then refused"
-    );
-    let r = app
-        .request_raw("HEAD", "/api/admin/customers/1/export")
-        .await;
-    assert_eq!(r.status.as_u16(), 405);
-    assert_eq!(r.header("allow").as_deref(), Some("GET"));
+}
+
+/// HEAD goes wherever GET does but for `/ws` and export, and every 405's `Allow` says so: each
+/// GET path of the OpenAPI document is tried against the route table.
+#[actix_web::test]
+async fn head_goes_wherever_get_does_but_for_the_websocket_and_export() {
+    let app = spawn_app().await;
+    let doc = app.get_raw("/api/openapi.json", None).await.json();
+    let paths = doc["paths"].as_object().expect("paths");
+    let get_only = ["/ws", "/api/admin/customers/{id}/export"];
+    let mut tried = 0;
+    for pattern in paths
+        .iter()
+        .filter(|(_, item)| item.get("get").is_some())
+        .map(|(pattern, _)| pattern)
+    {
+        let path = pattern
+            .split('/')
+            .map(|part| if part.starts_with('{') { "1" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        let head = app.request_raw("HEAD", &path).await;
+        // No route takes PATCH: the 405 lists what the path takes.
+        let allow = app.request_raw("PATCH", &path).await.header("allow");
+        let allow = allow.unwrap_or_default();
+        let methods: Vec<&str> = allow.split(", ").collect();
+        if get_only.contains(&pattern.as_str()) {
+            assert_eq!(head.status.as_u16(), 405, "HEAD {pattern}");
+            assert_eq!(head.header("allow").as_deref(), Some("GET"), "{pattern}");
+            assert!(!methods.contains(&"HEAD"), "{pattern}: {allow}");
+        } else {
+            assert!(
+                ![404, 405].contains(&head.status.as_u16()),
+                "HEAD {pattern}: {}",
+                head.status
+            );
+            assert!(methods.contains(&"HEAD"), "{pattern}: {allow}");
+        }
+        tried += 1;
+    }
+    assert!(tried >= 15, "only {tried} GET paths in the document");
+
+    // The GET's status and headers, with a token too.
+    for (path, role) in [("/healthz", None), ("/api/admin/tags", Some(Role::Admin))] {
+        let (get, head) = (
+            app.request_as("GET", path, role).await,
+            app.request_as("HEAD", path, role).await,
+        );
+        assert_eq!(
+            (head.status, get.status.as_u16()),
+            (get.status, 200),
+            "{path}"
+        );
+        for name in ["content-type", "content-length"] {
+            assert_eq!(head.header(name), get.header(name), "{path} {name}");
+        }
+        assert!(get.header("content-length").is_some(), "{path}");
+    }
 }
 
 #[actix_web::test]

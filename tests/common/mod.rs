@@ -419,10 +419,18 @@ impl TestApp {
     }
     /// A request with any method, standard or not, and no token.
     pub async fn request_raw(&self, method: &str, path: &str) -> TestResponse {
+        self.request_as(method, path, None).await
+    }
+
+    /// A request with any method, with the token of `role` if one is given.
+    pub async fn request_as(&self, method: &str, path: &str, role: Option<Role>) -> TestResponse {
         let method = awc::http::Method::from_bytes(method.as_bytes()).expect("a method token");
-        let req = self
+        let mut req = self
             .client
             .request(method, format!("{}{path}", self.address));
+        if let Some(role) = role {
+            req = req.insert_header(("Authorization", format!("Bearer {}", self.token(role))));
+        }
         self.send(req, None).await
     }
     pub async fn get(&self, path: &str, role: Role) -> TestResponse {
