@@ -8,6 +8,31 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::domain::roles::Role;
 
+/// A number flag's parser that refuses values outside `min..=max`, naming the range: values
+/// past what the server can use would otherwise panic, abort on allocation, or pass for an
+/// outage (a pool of 0 connections).
+fn within<T>(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<T>
+where
+    T: TryFrom<u64> + Clone + Send + Sync + 'static,
+    <T as TryFrom<u64>>::Error: Send + Sync + 'static + std::error::Error + ToString,
+{
+    clap::builder::RangedU64ValueParser::<T>::new().range(min..=max)
+}
+
+/// `seed --anchor`: a day whose generated history, years before it and some days after it,
+/// PostgreSQL can store; checked before anything is written.
+fn anchor_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    use chrono::Datelike;
+    let day: chrono::NaiveDate = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("expected a date as YYYY-MM-DD ({e})"))?;
+    if !(1900..=9000).contains(&day.year()) {
+        return Err(format!("the year must be 1900 to 9000, got {}", day.year()));
+    }
+    Ok(day)
+}
+
 /// The development JWT secret; `serve` warns loudly when it is still in use.
 pub const DEV_JWT_SECRET: &str = "customer360-dev-secret-change-me";
 
@@ -83,8 +108,8 @@ pub struct ServeConfig {
     /// Address to listen on; port 0 picks a free one.
     #[arg(long, env = "C360_BIND", default_value = "127.0.0.1:8360")]
     pub bind: SocketAddr,
-    /// HTTP worker threads (0: one per core).
-    #[arg(long, env = "C360_WORKERS", default_value_t = 0)]
+    /// HTTP worker threads (0: one per core; at most 512, actix's limit).
+    #[arg(long, env = "C360_WORKERS", default_value_t = 0, value_parser = within::<usize>(0, 512))]
     pub workers: usize,
     /// Prefix of every Redis key and channel this node uses, so several deployments (or tests)
     /// can share one Redis. The contract's channels are `c360:customer:{id}`.
@@ -95,18 +120,19 @@ pub struct ServeConfig {
     pub shutdown_timeout_secs: u64,
     /// Frames queued per WebSocket before the client counts as a slow consumer (its pending
     /// deltas stop, and it gets one fresh snapshot when it catches up).
-    #[arg(long, env = "C360_WS_QUEUE", default_value_t = 256)]
+    #[arg(long, env = "C360_WS_QUEUE", default_value_t = 256, value_parser = within::<usize>(1, 65_536))]
     pub ws_queue: usize,
     /// Milliseconds that data written to a client may stay unacknowledged (the client stopped
     /// reading for good, or the network path is gone) before its connection is dropped
     /// (`TCP_USER_TIMEOUT`). Without it, a client that never reads again keeps its connection,
     /// and what the server could not write to it, for as long as it stays connected. 0 keeps
-    /// the system's default.
-    #[arg(long, env = "C360_WRITE_STALL_TIMEOUT_MS", default_value_t = 60_000)]
+    /// the system's default; at most 4294967295 (the socket option's range).
+    #[arg(long, env = "C360_WRITE_STALL_TIMEOUT_MS", default_value_t = 60_000, value_parser = within::<u64>(0, u32::MAX as u64))]
     pub write_stall_timeout_ms: u64,
     /// Milliseconds an admin request may take before it is answered 503 (a PostgreSQL that
-    /// hangs rather than refusing connections would otherwise hold it indefinitely).
-    #[arg(long, env = "C360_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    /// hangs rather than refusing connections would otherwise hold it indefinitely); 100 to
+    /// 3,600,000.
+    #[arg(long, env = "C360_REQUEST_TIMEOUT_MS", default_value_t = 15_000, value_parser = within::<u64>(100, 3_600_000))]
     pub request_timeout_ms: u64,
     #[command(flatten)]
     pub pool: PoolConfig,
@@ -115,17 +141,18 @@ pub struct ServeConfig {
 /// The Postgres pool's size and timeouts (deadpool waits forever unless told otherwise).
 #[derive(Debug, Clone, Args)]
 pub struct PoolConfig {
-    /// Most connections the pool opens.
-    #[arg(long, env = "C360_DB_POOL_SIZE", default_value_t = 16)]
+    /// Most connections the pool opens (1 to 1,000).
+    #[arg(long, env = "C360_DB_POOL_SIZE", default_value_t = 16, value_parser = within::<usize>(1, 1_000))]
     pub db_pool_size: usize,
-    /// Milliseconds a request waits for a free connection before it gets 503.
-    #[arg(long, env = "C360_DB_POOL_WAIT_MS", default_value_t = 2_000)]
+    /// Milliseconds a request waits for a free connection before it gets 503 (1 to 3,600,000).
+    #[arg(long, env = "C360_DB_POOL_WAIT_MS", default_value_t = 2_000, value_parser = within::<u64>(1, 3_600_000))]
     pub db_pool_wait_ms: u64,
-    /// Milliseconds to open a new connection (also bounds its recycling check).
-    #[arg(long, env = "C360_DB_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
+    /// Milliseconds to open a new connection (also bounds its recycling check; 1 to 3,600,000).
+    #[arg(long, env = "C360_DB_CONNECT_TIMEOUT_MS", default_value_t = 3_000, value_parser = within::<u64>(1, 3_600_000))]
     pub db_connect_timeout_ms: u64,
-    /// `statement_timeout` set on every pooled connection, in milliseconds.
-    #[arg(long, env = "C360_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    /// `statement_timeout` set on every pooled connection, in milliseconds (0: none; at most
+    /// 2147483647, PostgreSQL's limit).
+    #[arg(long, env = "C360_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000, value_parser = within::<u64>(0, i32::MAX as u64))]
     pub db_statement_timeout_ms: u64,
 }
 
@@ -152,7 +179,7 @@ pub struct SeedConfig {
     pub reset: bool,
     /// The day the data is generated relative to (YYYY-MM-DD, UTC); defaults to today, so
     /// recency looks natural. Pass it explicitly to reproduce a data set byte for byte.
-    #[arg(long, env = "C360_SEED_ANCHOR")]
+    #[arg(long, env = "C360_SEED_ANCHOR", value_parser = anchor_date)]
     pub anchor: Option<chrono::NaiveDate>,
     /// Hide the progress bar (for scripts and tests).
     #[arg(long, env = "C360_SEED_QUIET", default_value_t = false)]

@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Segments(segments) => match segments.action {
             SegmentsAction::Recompute => {
                 let url = &cli.common.database_url;
+                db::url::ensure_database(url).await?;
                 db::migrations::run(url).await?;
                 let client = db::url::connect_raw(url).await?;
                 let report =
@@ -94,23 +95,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Simulate(sim) => {
+            db::url::ensure_database(&cli.common.database_url).await?;
             db::migrations::run(&cli.common.database_url).await?;
             let pool = db::pool::build_pool(&cli.common.database_url, &simulation_pool())?;
+            // SIGINT or SIGTERM ends the run early; what was written is still reported.
+            let stop = async {
+                if customer360::startup::stop_signal().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             let report = simulate::run(
                 &pool,
                 sim.rate,
                 std::time::Duration::from_secs(sim.duration),
                 sim.seed,
+                stop,
             )
             .await?;
             println!(
-                "wrote {} changes in {} s: {} orders, {} order status changes, {} loyalty movements, {} tickets ({} failed)",
+                "wrote {} changes in {:.1} s: {} orders, {} order status changes, {} loyalty movements, {} tickets ({} changed nothing, {} failed)",
                 report.total(),
-                sim.duration,
+                report.elapsed.as_secs_f64(),
                 report.orders,
                 report.status_changes,
                 report.loyalty,
                 report.tickets,
+                report.unchanged,
                 report.failed
             );
         }
@@ -183,6 +193,7 @@ async fn run_demo(common: CommonConfig, demo: DemoConfig) -> anyhow::Result<()> 
             DEMO_RATE,
             std::time::Duration::from_secs(24 * 3600),
             7,
+            std::future::pending(),
         )
         .await
         {

@@ -26,7 +26,11 @@ pub struct RedisLink {
 impl RedisLink {
     pub fn new(url: &str, prefix: &str) -> anyhow::Result<RedisLink> {
         Ok(RedisLink {
-            client: Some(redis::Client::open(url)?),
+            client: Some(redis::Client::open(url).map_err(|e| {
+                anyhow::anyhow!(
+                    "--redis-url is not a Redis URL such as redis://127.0.0.1:6379 ({e})"
+                )
+            })?),
             manager: Mutex::new(None),
             prefix: prefix.to_owned(),
             embedded: None,

@@ -20,7 +20,12 @@ pub struct SimulationReport {
     pub status_changes: u64,
     pub loyalty: u64,
     pub tickets: u64,
+    /// Writes that found nothing to change: a customer id missing from the range, a customer
+    /// outside the loyalty programme, no open order to advance.
+    pub unchanged: u64,
     pub failed: u64,
+    /// From the first write to the end of the last one (or the stop).
+    pub elapsed: Duration,
 }
 
 impl SimulationReport {
@@ -55,12 +60,14 @@ pub enum Change {
 }
 
 /// Writes `rate` changes per second for `duration` (both bounded by the caller), spread over
-/// the existing customers.
+/// the existing customers, or until `stop` completes; no write is scheduled past the end, so
+/// a rate below one per `duration` writes once.
 pub async fn run(
     pool: &DbPool,
     rate: f64,
     duration: Duration,
     seed: u64,
+    stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<SimulationReport> {
     anyhow::ensure!(
         rate > 0.0 && rate <= 10_000.0,
@@ -79,8 +86,13 @@ pub async fn run(
     let interval = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
     let mut next = tokio::time::Instant::now();
-    while started.elapsed() < duration {
-        tokio::time::sleep_until(next).await;
+    let end = next + duration;
+    let mut stop = std::pin::pin!(stop);
+    while next < end && tokio::time::Instant::now() < end {
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = &mut stop => break,
+        }
         next += interval;
         let customer = rng.random_range(lo..=hi);
         let (change, amount) = pick(&mut rng);
@@ -92,6 +104,8 @@ pub async fn run(
             }
         };
         match write(&mut conn, change, customer, amount).await {
+            // Every row a change writes emits a change event.
+            Ok(emitted) if emitted.is_empty() => report.unchanged += 1,
             Ok(_) => match change {
                 Change::Order => report.orders += 1,
                 Change::Status => report.status_changes += 1,
@@ -104,6 +118,7 @@ pub async fn run(
             }
         }
     }
+    report.elapsed = started.elapsed();
     Ok(report)
 }
 

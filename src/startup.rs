@@ -107,7 +107,8 @@ impl Application {
         // Installed before the first request, or that request's metrics go nowhere.
         crate::telemetry::metrics_handle();
 
-        let listener = TcpListener::bind(config.serve.bind)?;
+        let listener = TcpListener::bind(config.serve.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (--bind): {e}", config.serve.bind))?;
         let port = listener.local_addr()?.port();
 
         actix_web::rt::spawn(crate::db::statistics::keep(pool.clone()));
@@ -189,7 +190,7 @@ impl Application {
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
-async fn stop_signal() -> std::io::Result<&'static str> {
+pub async fn stop_signal() -> std::io::Result<&'static str> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

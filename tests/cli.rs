@@ -286,14 +286,10 @@ async fn simulate_writes_platform_changes_at_the_rate_asked() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let written: u64 = stdout
-        .strip_prefix("wrote ")
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let (written, _, unchanged, failed) = simulate_report(&stdout);
     assert!(
-        (60..=81).contains(&written),
-        "about 80 changes in 2 s at 40/s: {stdout}"
+        (60..=80).contains(&(written + unchanged + failed)),
+        "about 80 writes in 2 s at 40/s: {stdout}"
     );
     let events: i64 = db
         .sql()
@@ -305,5 +301,226 @@ async fn simulate_writes_platform_changes_at_the_rate_asked() {
     assert!(
         events >= written as i64,
         "every platform write became a change event ({events} for {written})"
+    );
+}
+
+/// The numbers in a `simulate` report line: (written, seconds, changed nothing, failed).
+fn simulate_report(stdout: &str) -> (u64, f64, u64, u64) {
+    let number = |after: &str, end: &str| -> String {
+        stdout
+            .split_once(after)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(n, _)| n.trim().to_owned())
+            .unwrap_or_else(|| panic!("no number after {after:?}: {stdout}"))
+    };
+    let parse = |s: String| s.parse::<u64>().unwrap_or_else(|_| panic!("{s}: {stdout}"));
+    let secs = number(" changes in ", " s:");
+    (
+        parse(number("wrote ", " changes")),
+        secs.parse().unwrap_or_else(|_| panic!("{secs}: {stdout}")),
+        parse(number("tickets (", " changed nothing")),
+        parse(number("changed nothing, ", " failed")),
+    )
+}
+
+/// Writes that change nothing (ids missing from the customers' range) are counted apart, a
+/// rate too low for the duration writes once and stops on time, and SIGINT ends a run with
+/// its report.
+#[actix_web::test]
+async fn simulate_reports_only_what_landed_and_stops_when_told() {
+    let db = TestDb::create().await;
+    let sql = db.sql().await;
+    // Two customers with nearly every id between them missing.
+    sql.batch_execute(
+        "INSERT INTO customers (id, name, email) VALUES (1, 'Near', 'near@example.com'),
+                                                        (1000000, 'Far', 'far@example.com')",
+    )
+    .await
+    .expect("customers");
+    let events = async || -> i64 {
+        sql.query_one("SELECT count(*) FROM change_events", &[])
+            .await
+            .expect("events")
+            .get(0)
+    };
+    let simulate = |rate: &str, duration: &str| {
+        let mut cmd = bin();
+        cmd.args([
+            "--database-url",
+            &db.url,
+            "simulate",
+            "--rate",
+            rate,
+            "--duration",
+            duration,
+        ]);
+        cmd
+    };
+    let before = events().await;
+    let out = simulate("40", "1").output().expect("run simulate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (written, _, unchanged, failed) = simulate_report(&stdout);
+    assert_eq!(written + unchanged + failed, 40, "{stdout}");
+    assert!(unchanged > 30, "most ids are missing: {stdout}");
+    assert!(
+        events().await - before >= written as i64,
+        "each change reported emitted its event: {stdout}"
+    );
+
+    let out = simulate("0.2", "1").output().expect("run simulate");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (written, secs, unchanged, failed) = simulate_report(&stdout);
+    assert_eq!(written + unchanged + failed, 1, "{stdout}");
+    assert!(
+        secs < 1.0,
+        "no write is scheduled past the duration: {stdout}"
+    );
+
+    // A run that ends early on SIGTERM (SIGINT alike) still reports; the far customer goes, so
+    // every write lands.
+    sql.batch_execute("DELETE FROM customers WHERE id = 1000000")
+        .await
+        .expect("delete");
+    let mut child = KillOnDrop(
+        simulate("20", "600")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn simulate"),
+    );
+    // Once it writes, it listens for the signal (it waits for it between writes).
+    let (started, deadline) = (events().await, Instant::now() + Duration::from_secs(30));
+    while events().await == started {
+        assert!(Instant::now() < deadline, "simulate wrote nothing");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = terminate(&mut child.0).await;
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(
+        &mut child.0.stdout.take().expect("piped stdout"),
+        &mut stdout,
+    )
+    .expect("read stdout");
+    assert!(status.success(), "{status}: {stdout}");
+    let (written, secs, _, _) = simulate_report(&stdout);
+    assert!(written > 0, "{stdout}");
+    assert!(secs < 600.0, "{stdout}");
+}
+
+/// A child process that a failing test does not leave running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `simulate` and `segments recompute` create the database they are pointed at, as `--help`
+/// says of every command.
+#[test]
+fn simulate_and_segments_create_a_missing_database() {
+    for command in [
+        &["simulate", "--duration", "1"][..],
+        &["segments", "recompute"],
+    ] {
+        let name = format!("c360_test_cli_{}", uuid::Uuid::new_v4().simple());
+        let url = DatabaseUrl::parse(PG_URL)
+            .expect("url")
+            .with_database(&name);
+        let _cleanup = TestDb {
+            name,
+            url: url.clone(),
+        };
+        let out = bin()
+            .args(["--database-url", &url])
+            .args(command)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("does not exist"), "{command:?}: {stderr}");
+        if command[0] == "simulate" {
+            assert!(stderr.contains("no customers to simulate"), "{stderr}");
+        } else {
+            assert!(out.status.success(), "{stderr}");
+        }
+    }
+}
+
+/// Settings the server cannot use are refused at the start, naming the flag, rather than
+/// panicking, aborting, or passing for an outage.
+#[test]
+fn out_of_range_settings_are_refused_naming_the_flag() {
+    for (args, flag) in [
+        (&["serve", "--workers", "513"][..], "--workers"),
+        (&["serve", "--db-pool-size", "0"], "--db-pool-size"),
+        (&["serve", "--db-pool-size", "100000000"], "--db-pool-size"),
+        (
+            &["demo", "--ws-queue", "18446744073709551615"],
+            "--ws-queue",
+        ),
+        (
+            &["serve", "--request-timeout-ms", "0"],
+            "--request-timeout-ms",
+        ),
+        (
+            &["serve", "--db-statement-timeout-ms", "99999999999"],
+            "--db-statement-timeout-ms",
+        ),
+        (&["seed", "--anchor", "9999-12-31"], "--anchor"),
+        (&["seed", "--anchor", "0001-01-01"], "--anchor"),
+    ] {
+        let out = bin().args(args).output().expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// A Redis URL that does not parse, and a listen address in use, are named.
+#[actix_web::test]
+async fn bad_addresses_are_named() {
+    let db = TestDb::create().await;
+    let out = bin()
+        .args([
+            "--database-url",
+            &db.url,
+            "--redis-url",
+            "notaurl",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--redis-url"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let address = taken.local_addr().expect("address").to_string();
+    let out = bin()
+        .args([
+            "--database-url",
+            &db.url,
+            "--redis-url",
+            common::REDIS_URL,
+            "serve",
+            "--bind",
+            &address,
+        ])
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {address} (--bind)")),
+        "{stderr}"
     );
 }
