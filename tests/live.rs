@@ -1731,3 +1731,47 @@ async fn an_event_committed_long_after_its_sequence_number_is_still_published() 
         "the late event is published (by the relay's periodic full scan)"
     );
 }
+
+/// A customer a hub here already watches is joined from the hub's view, as DESIGN asks of a
+/// new session, so it works while PostgreSQL is down; a customer nobody watches is `unavailable`.
+#[actix_web::test]
+async fn a_watched_customer_is_joined_while_postgres_is_down() {
+    let app = spawn_app().await;
+    let id = customer(&app).await;
+    let other = bare_customer(
+        &app.db.sql().await,
+        "Not Watched",
+        "other@example.com",
+        None,
+    )
+    .await;
+    derived_state_published(&app.db.sql().await, id).await;
+    let mut first = connect(&app, Role::Admin).await;
+    let (view, _) = subscribe(&mut first, id).await;
+
+    let admin = customer360::db::url::connect_raw(common::PG_URL)
+        .await
+        .expect("connect");
+    let cut = |allow: bool| {
+        format!(
+            "ALTER DATABASE {0} ALLOW_CONNECTIONS {allow}; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}'",
+            app.db.name
+        )
+    };
+    admin.batch_execute(&cut(false)).await.expect("cut");
+    let mut second = connect(&app, Role::Admin).await;
+    let (joined, _) = subscribe(&mut second, id).await;
+    assert_eq!(joined["profile"], view["profile"]);
+    send(
+        &mut second,
+        json!({"type": "subscribe", "customer_id": other}),
+    )
+    .await;
+    let refused = next_of(&mut second, "error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["customer_id"].as_i64()),
+        (Some("unavailable"), Some(other)),
+        "{refused}"
+    );
+    admin.batch_execute(&cut(true)).await.expect("restore");
+}

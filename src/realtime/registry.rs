@@ -297,6 +297,21 @@ impl Handler<BusDown> for HubRegistry {
     }
 }
 
+/// Whether a hub here watches the customer: then the customer existed when its first session
+/// subscribed, and a new session can join without asking PostgreSQL, which may be down.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Watched {
+    pub customer_id: i64,
+}
+
+impl Handler<Watched> for HubRegistry {
+    type Result = bool;
+    fn handle(&mut self, msg: Watched, _: &mut Context<Self>) -> bool {
+        self.hubs.contains_key(&msg.customer_id)
+    }
+}
+
 /// The live view of a customer if a hub here holds a current one.
 #[derive(Message)]
 #[rtype(result = "Option<Value>")]

@@ -18,7 +18,7 @@ use crate::http::auth::AuthAdmin;
 use crate::realtime::hub::Join;
 use crate::realtime::outgoing::{Closer, Ending, OutFrame, Outgoing};
 use crate::realtime::protocol::{self, ClientMessage, ErrorCode, MAX_SUBSCRIPTIONS};
-use crate::realtime::registry::{ActivityFor, HubRegistry, ResyncFor, Unwatch, Watch};
+use crate::realtime::registry::{ActivityFor, HubRegistry, ResyncFor, Unwatch, Watch, Watched};
 
 /// How often the server pings: often enough for proxies that drop connections idle for 60 s,
 /// rarely enough that 10,000 idle sessions cost little (a ping and its pong are two frames and
@@ -272,7 +272,17 @@ impl DashboardSession {
         }
         self.checking.insert(customer_id, since);
         let pool = self.pool.clone();
-        let exists = async move { customer_exists(&pool, customer_id).await };
+        let registry = self.registry.clone();
+        let exists = async move {
+            if registry
+                .send(Watched { customer_id })
+                .await
+                .unwrap_or(false)
+            {
+                return Ok(true);
+            }
+            customer_exists(&pool, customer_id).await
+        };
         ctx.spawn(exists.into_actor(self).map(move |result, act, _| {
             match (act.checking.remove(&customer_id), result) {
                 (None, _) => {}
