@@ -101,6 +101,24 @@ async fn refuses_a_non_empty_database_unless_reset() {
         "{message}"
     );
 
+    // A seed of no customers still wrote the catalogue: a second seed is refused the same way.
+    let empty = TestDb::create().await;
+    let (common_empty, none) = configs(&empty, 0, 1, false);
+    customer360::seed::run(&common_empty, &none)
+        .await
+        .expect("a seed of no customers");
+    let (_, some) = configs(&empty, 3, 1, false);
+    let message = format!(
+        "{:#}",
+        customer360::seed::run(&common_empty, &some)
+            .await
+            .expect_err("refused")
+    );
+    assert!(
+        message.contains("catalogue rows") && message.contains("--reset"),
+        "{message}"
+    );
+
     let (common, config) = configs(&db, 80, 2, true);
     customer360::seed::run(&common, &config)
         .await

@@ -79,13 +79,25 @@ pub async fn run(common: &CommonConfig, config: &SeedConfig) -> anyhow::Result<S
         .await
         .context("seeding switches row triggers off and needs a superuser (or SET privilege on session_replication_role)")?;
 
-    let existing: i64 = client
-        .query_one("SELECT count(*) FROM customers", &[])
-        .await?
-        .get(0);
-    if existing > 0 && !config.reset {
+    // The catalogue counts too: seeded with explicit ids, it would collide with one left by an
+    // earlier seed of no customers, or made through the API.
+    let existing = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM customers),
+                    (SELECT count(*) FROM product_categories) + (SELECT count(*) FROM campaigns)
+                      + (SELECT count(*) FROM customer_tags)",
+            &[],
+        )
+        .await?;
+    let (customers, catalogue): (i64, i64) = (existing.get(0), existing.get(1));
+    if (customers > 0 || catalogue > 0) && !config.reset {
+        let held = if customers > 0 {
+            format!("{customers} customers")
+        } else {
+            format!("{catalogue} catalogue rows (categories, campaigns, tags) and no customers")
+        };
         bail!(
-            "database '{}' already holds {existing} customers; seeding refuses to mix data sets. \
+            "database '{}' already holds {held}; seeding refuses to mix data sets. \
              Run `customer360 seed --reset …` to delete everything and seed again.",
             db::url::DatabaseUrl::parse(url)?.name()
         );
