@@ -458,6 +458,32 @@ async fn readiness_follows_redis_down_and_up_without_restart() {
             .contains("redis")
     );
 
+    // Reads go on from PostgreSQL, and for a moment after the cache failed it is not tried.
+    let id: i64 = app
+        .db
+        .sql()
+        .await
+        .query_one(
+            "INSERT INTO customers (name, email) VALUES ('No Cache', 'nocache@example.com') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("customer")
+        .get(0);
+    for _ in 0..2 {
+        let r = app
+            .get(&format!("/api/admin/customers/{id}/360"), Role::Admin)
+            .await;
+        assert_eq!(r.json()["profile"]["email"], "nocache@example.com");
+    }
+    let metrics = app.get_raw("/metrics", None).await.text();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("view_cache_lookups_total{") && l.contains(r#"result="skipped""#)
+        ),
+        "{metrics}"
+    );
+
     redis.start();
     readiness_until(&app, 200).await;
 

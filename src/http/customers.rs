@@ -148,13 +148,26 @@ pub async fn view_360(
         let view = view.for_viewer(&admin.id, admin.role);
         return Ok(HttpResponse::Ok().json(view));
     }
-    // The cache is an accelerator: when Redis is down the view comes from Postgres.
-    let lookup = cache::get(&state.redis, id, masking)
-        .await
-        .inspect_err(|e| tracing::warn!(error = %e, "view cache unavailable"))
-        .ok();
+    // The cache is an accelerator: when Redis is down the view comes from Postgres, and for a
+    // moment after a failure the cache is not even tried.
+    let paused = state.redis.cache_paused();
+    let lookup = if paused {
+        None
+    } else {
+        cache::get(&state.redis, id, masking)
+            .await
+            .inspect_err(|e| {
+                state.redis.cache_failed();
+                tracing::warn!(error = %e, "view cache unavailable");
+            })
+            .ok()
+    };
     let cached = lookup.as_ref().and_then(|l| l.json.as_deref());
-    let result = if cached.is_some() { "hit" } else { "miss" };
+    let result = match cached {
+        Some(_) => "hit",
+        None if paused => "skipped",
+        None => "miss",
+    };
     metrics::counter!("view_cache_lookups_total", "result" => result).increment(1);
     let view: CustomerView = match cached {
         Some(json) => serde_json::from_str(json).map_err(ApiError::internal)?,
@@ -171,6 +184,7 @@ pub async fn view_360(
                 if let Err(e) =
                     cache::put(&state.redis, id, masking, lookup.generation, &json).await
                 {
+                    state.redis.cache_failed();
                     tracing::warn!(error = %e, "could not fill the view cache");
                 }
             }
