@@ -74,6 +74,8 @@ pub struct Target {
     pub name: String,
     pub value: f64,
     pub limit: f64,
+    /// False when the figure is over nothing (no delivery timed, no session connected).
+    pub measured: bool,
     pub held: bool,
 }
 
@@ -149,16 +151,21 @@ impl Report {
             i.measured_seconds,
         );
         let mut targets = Vec::new();
-        let mut target = |name: &str, value: f64, limit: f64, at_most: bool| {
+        // A figure over nothing (no delivery timed, no session connected) holds no target.
+        let timed = !o.latency.is_empty();
+        let connected = i.connected > 0;
+        let mut target = |name: &str, value: f64, limit: f64, at_most: bool, measured: bool| {
             targets.push(Target {
                 name: name.to_owned(),
                 value,
                 limit,
-                held: if at_most {
-                    value <= limit
-                } else {
-                    value >= limit
-                },
+                measured,
+                held: measured
+                    && if at_most {
+                        value <= limit
+                    } else {
+                        value >= limit
+                    },
             });
         };
         target(
@@ -166,28 +173,43 @@ impl Report {
             i.connected as f64,
             args.sessions as f64,
             false,
+            true,
         );
-        target("lost deliveries", o.lost() as f64, 0.0, true);
-        target("writes failed", i.written.failed as f64, 0.0, true);
+        target(
+            "lost deliveries",
+            o.lost() as f64,
+            0.0,
+            true,
+            o.expected > 0,
+        );
+        target("writes failed", i.written.failed as f64, 0.0, true, true);
         match args.mode {
             Mode::Propagation => {
-                target("p50 latency, ms", latency.p50_ms, 10.0, true);
-                target("p99 latency, ms", latency.p99_ms, 100.0, true);
-                target("server peak RSS, MiB", server.rss_peak_mib, 400.0, true);
+                target("p50 latency, ms", latency.p50_ms, 10.0, true, timed);
+                target("p99 latency, ms", latency.p99_ms, 100.0, true, timed);
+                target(
+                    "server peak RSS, MiB",
+                    server.rss_peak_mib,
+                    400.0,
+                    true,
+                    connected,
+                );
                 target(
                     "idle KiB per session",
                     server.idle_kib_per_session,
                     8.0,
                     true,
+                    connected,
                 );
             }
             Mode::Fanout => {
-                target("p99 latency, ms", latency.p99_ms, 100.0, true);
+                target("p99 latency, ms", latency.p99_ms, 100.0, true, timed);
                 target(
                     "deliveries per server CPU-second",
                     server.delta_frames_per_cpu_second,
                     args.per_cpu_second_target,
                     false,
+                    connected,
                 );
             }
             Mode::Reconnect => {
@@ -200,6 +222,7 @@ impl Report {
                     mismatching,
                     0.0,
                     true,
+                    true,
                 );
             }
             Mode::Slow => {
@@ -208,8 +231,15 @@ impl Report {
                     latency.p99_ms,
                     100.0,
                     true,
+                    timed,
                 );
-                target("server peak RSS, MiB", server.rss_peak_mib, 400.0, true);
+                target(
+                    "server peak RSS, MiB",
+                    server.rss_peak_mib,
+                    400.0,
+                    true,
+                    connected,
+                );
             }
         }
         Report {
@@ -321,7 +351,11 @@ impl Report {
                 "target          {:<45} {:>12.2} {} {:<10} {}",
                 t.name,
                 t.value,
-                if t.held { "within" } else { "MISSES" },
+                match (t.measured, t.held) {
+                    (false, _) => "NO DATA",
+                    (true, true) => "within",
+                    (true, false) => "MISSES",
+                },
                 t.limit,
                 if t.held { "ok" } else { "FAIL" }
             );
