@@ -206,11 +206,11 @@ pub struct TokenConfig {
 /// Settings of `simulate`.
 #[derive(Debug, Clone, Args)]
 pub struct SimulateConfig {
-    /// Changes per second (at most 10,000).
+    /// Changes per second (0.001 to 10,000).
     #[arg(long, env = "C360_SIMULATE_RATE", default_value_t = 10.0)]
     pub rate: f64,
-    /// How long to run, in seconds.
-    #[arg(long, env = "C360_SIMULATE_DURATION", default_value_t = 60)]
+    /// How long to run, in seconds (1 to 31,536,000, a year).
+    #[arg(long, env = "C360_SIMULATE_DURATION", default_value_t = 60, value_parser = within::<u64>(1, 31_536_000))]
     pub duration: u64,
     /// Random seed of the choices.
     #[arg(long, env = "C360_SEED", default_value_t = 360)]
@@ -234,8 +234,8 @@ pub enum SegmentsAction {
 /// Settings of `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct DemoConfig {
-    /// Customers to seed when the database is empty.
-    #[arg(long, env = "C360_DEMO_CUSTOMERS", default_value_t = 2_000)]
+    /// Customers to seed when the database is empty (1 to 10,000,000).
+    #[arg(long, env = "C360_DEMO_CUSTOMERS", default_value_t = 2_000, value_parser = within::<u32>(1, 10_000_000))]
     pub customers: u32,
     /// Random seed of the demo data.
     #[arg(long, env = "C360_SEED", default_value_t = 360)]

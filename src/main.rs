@@ -95,21 +95,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Simulate(sim) => {
+            // SIGINT or SIGTERM ends the run early, and what was written is still reported:
+            // listened for from here on, the setup included.
+            let stop = customer360::startup::stop_signal()
+                .context("cannot listen for SIGINT and SIGTERM")?;
             db::url::ensure_database(&cli.common.database_url).await?;
             db::migrations::run(&cli.common.database_url).await?;
             let pool = db::pool::build_pool(&cli.common.database_url, &simulation_pool())?;
-            // SIGINT or SIGTERM ends the run early; what was written is still reported.
-            let stop = async {
-                if customer360::startup::stop_signal().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
             let report = simulate::run(
                 &pool,
                 sim.rate,
                 std::time::Duration::from_secs(sim.duration),
                 sim.seed,
-                stop,
+                async move {
+                    stop.await;
+                },
             )
             .await?;
             println!(

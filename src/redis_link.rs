@@ -94,9 +94,14 @@ impl RedisLink {
             .unwrap_or(false)
     }
 
-    /// The view cache failed: it is skipped for `CACHE_PAUSE`.
-    pub fn cache_failed(&self) {
-        if let Ok(mut until) = self.cache_paused_until.lock() {
+    /// The view cache failed with `error`: when Redis is out of reach (not, say, full), the
+    /// cache is skipped for `CACHE_PAUSE`.
+    pub fn cache_failed(&self, error: &redis::RedisError) {
+        let unreachable = error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal();
+        if unreachable && let Ok(mut until) = self.cache_paused_until.lock() {
             *until = Some(Instant::now() + CACHE_PAUSE);
         }
     }

@@ -168,8 +168,12 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stop = self.stop_handle();
         actix_web::rt::spawn(async move {
-            match stop_signal().await {
-                Ok(signal) => tracing::info!(signal, "stopping"),
+            match stop_signal() {
+                // Awaited outside the macro, whose fields are not evaluated when it is off.
+                Ok(first) => {
+                    let signal = first.await;
+                    tracing::info!(signal, "stopping");
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot listen for stop signals; stop with SIGKILL");
                     return;
@@ -177,7 +181,8 @@ impl Application {
             }
             let graceful = stop.clone();
             actix_web::rt::spawn(async move { graceful.stop().await });
-            if let Ok(signal) = stop_signal().await {
+            if let Ok(second) = stop_signal() {
+                let signal = second.await;
                 tracing::warn!(
                     signal,
                     "stopping now, without waiting for in-flight requests"
@@ -189,22 +194,27 @@ impl Application {
     }
 }
 
-/// Waits for SIGTERM or SIGINT (Ctrl-C) and names it.
-pub async fn stop_signal() -> std::io::Result<&'static str> {
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from this call on (until then the signals keep
+/// their default, which ends the process); the future completes at the first and names it.
+pub fn stop_signal() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
-        Ok(tokio::select! {
-            _ = terminate.recv() => "SIGTERM",
-            _ = interrupt.recv() => "SIGINT",
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            }
         })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await?;
-        Ok("Ctrl-C")
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        })
     }
 }
 

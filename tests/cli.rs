@@ -365,7 +365,12 @@ async fn simulate_reports_only_what_landed_and_stops_when_told() {
         String::from_utf8_lossy(&out.stderr)
     );
     let (written, _, unchanged, failed) = simulate_report(&stdout);
-    assert_eq!(written + unchanged + failed, 40, "{stdout}");
+    // No write is scheduled past the second; one that falls behind on a busy machine is not
+    // made up.
+    assert!(
+        (30..=40).contains(&(written + unchanged + failed)),
+        "{stdout}"
+    );
     assert!(unchanged > 30, "most ids are missing: {stdout}");
     assert!(
         events().await - before >= written as i64,
@@ -474,6 +479,11 @@ fn out_of_range_settings_are_refused_naming_the_flag() {
         ),
         (&["seed", "--anchor", "9999-12-31"], "--anchor"),
         (&["seed", "--anchor", "0001-01-01"], "--anchor"),
+        (
+            &["simulate", "--duration", "18446744073709551615"],
+            "--duration",
+        ),
+        (&["demo", "--customers", "0"], "--customers"),
     ] {
         let out = bin().args(args).output().expect("run");
         let stderr = String::from_utf8_lossy(&out.stderr);

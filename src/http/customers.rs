@@ -157,7 +157,7 @@ pub async fn view_360(
         cache::get(&state.redis, id, masking)
             .await
             .inspect_err(|e| {
-                state.redis.cache_failed();
+                state.redis.cache_failed(e);
                 tracing::warn!(error = %e, "view cache unavailable");
             })
             .ok()
@@ -184,7 +184,7 @@ pub async fn view_360(
                 if let Err(e) =
                     cache::put(&state.redis, id, masking, lookup.generation, &json).await
                 {
-                    state.redis.cache_failed();
+                    state.redis.cache_failed(&e);
                     tracing::warn!(error = %e, "could not fill the view cache");
                 }
             }
