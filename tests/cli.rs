@@ -102,16 +102,18 @@ fn token_prints_a_verifiable_jwt() {
     }
 }
 
-#[test]
-fn migrate_creates_a_missing_database_and_is_idempotent() {
+/// The URL of a database that does not exist yet, and what drops it once a test made it.
+fn missing_database() -> (String, TestDb) {
     let name = format!("c360_test_cli_{}", uuid::Uuid::new_v4().simple());
     let url = DatabaseUrl::parse(PG_URL)
         .expect("url")
         .with_database(&name);
-    let _cleanup = TestDb {
-        name,
-        url: url.clone(),
-    };
+    (url.clone(), TestDb { name, url })
+}
+
+#[test]
+fn migrate_creates_a_missing_database_and_is_idempotent() {
+    let (url, _cleanup) = missing_database();
     let out = bin()
         .args(["--database-url", &url, "migrate"])
         .output()
@@ -434,14 +436,7 @@ fn simulate_and_segments_create_a_missing_database() {
         &["simulate", "--duration", "1"][..],
         &["segments", "recompute"],
     ] {
-        let name = format!("c360_test_cli_{}", uuid::Uuid::new_v4().simple());
-        let url = DatabaseUrl::parse(PG_URL)
-            .expect("url")
-            .with_database(&name);
-        let _cleanup = TestDb {
-            name,
-            url: url.clone(),
-        };
+        let (url, _cleanup) = missing_database();
         let out = bin()
             .args(["--database-url", &url])
             .args(command)
