@@ -2,7 +2,7 @@
 //! changes straight into Postgres (plain SQL through the pool, not the admin API) at a steady
 //! rate, so the outbox, relay and live dashboards see real traffic.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -85,9 +85,8 @@ pub async fn run(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut report = SimulationReport::default();
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let started = Instant::now();
-    let mut next = tokio::time::Instant::now();
-    let end = next + duration;
+    let started = tokio::time::Instant::now();
+    let (mut next, end) = (started, started + duration);
     let mut stop = std::pin::pin!(stop);
     while next < end && tokio::time::Instant::now() < end {
         tokio::select! {

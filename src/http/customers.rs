@@ -156,10 +156,7 @@ pub async fn view_360(
     } else {
         cache::get(&state.redis, id, masking)
             .await
-            .inspect_err(|e| {
-                state.redis.cache_failed(e);
-                tracing::warn!(error = %e, "view cache unavailable");
-            })
+            .inspect_err(|e| tracing::warn!(error = %e, "view cache unavailable"))
             .ok()
     };
     let cached = lookup.as_ref().and_then(|l| l.json.as_deref());
@@ -184,7 +181,6 @@ pub async fn view_360(
                 if let Err(e) =
                     cache::put(&state.redis, id, masking, lookup.generation, &json).await
                 {
-                    state.redis.cache_failed(&e);
                     tracing::warn!(error = %e, "could not fill the view cache");
                 }
             }

@@ -5,6 +5,9 @@
 //! an event of that customer, and an entry is only served if it was built under the current
 //! generation. A reader that loaded stale data while an event went by therefore stores an
 //! entry that is never served, instead of a stale view for 30 seconds.
+//!
+//! A lookup or fill that finds Redis out of reach pauses the cache for a moment
+//! (`RedisLink::cache_failed`); callers skip it while `RedisLink::cache_paused` says so.
 
 use redis::AsyncCommands;
 
@@ -49,14 +52,16 @@ pub async fn get(
             local.get(&generation_key).and_then(|g| g.parse().ok()),
             local.get(&view_key),
         ),
-        None => {
+        None => async {
             let mut conn = redis.connection().await?;
             redis::pipe()
                 .get(generation_key)
                 .get(view_key)
                 .query_async(&mut conn)
-                .await?
+                .await
         }
+        .await
+        .inspect_err(|e| redis.cache_failed(e))?,
     };
     let generation = generation.unwrap_or(0);
     let json = entry.and_then(|e| {
@@ -79,6 +84,10 @@ pub async fn put(
         local.set_ex(&key, entry, std::time::Duration::from_secs(TTL_SECS));
         return Ok(());
     }
-    let mut conn = redis.connection().await?;
-    conn.set_ex::<_, _, ()>(key, entry, TTL_SECS).await
+    async {
+        let mut conn = redis.connection().await?;
+        conn.set_ex::<_, _, ()>(key, entry, TTL_SECS).await
+    }
+    .await
+    .inspect_err(|e| redis.cache_failed(e))
 }
